@@ -1,0 +1,1 @@
+//! # gateway-store (being built)

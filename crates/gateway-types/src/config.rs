@@ -1,0 +1,545 @@
+//! Typed, validated configuration.
+//!
+//! These structs are the schema of `config/default.yaml`; loading (files, `GATEWAY__*`
+//! environment overrides) lives with the application, which calls [`GatewayConfig::validate`]
+//! and refuses to start while it reports anything. Every struct denies unknown keys so a typo
+//! is an error, not a silently ignored setting. Secrets are [`SecretString`]s: they never
+//! appear in `Debug` output or logs.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The JWT secret shipped in `config/default.yaml`. Production refuses to start with it.
+pub const DEFAULT_JWT_SECRET: &str = "dev-only-insecure-jwt-secret-change-me-0000";
+/// The shortest JWT secret production accepts, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Which deployment profile is running (`GATEWAY_ENV`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Local development: pretty logs, relaxed secrets.
+    #[default]
+    Development,
+    /// Production: JSON logs, strict secrets.
+    Production,
+}
+
+impl Environment {
+    /// Parses `GATEWAY_ENV`'s value.
+    ///
+    /// # Errors
+    /// An unknown name, with the accepted ones.
+    pub fn parse(name: &str) -> Result<Self, ConfigIssue> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Self::Development),
+            "production" | "prod" => Ok(Self::Production),
+            other => Err(ConfigIssue::new(
+                "GATEWAY_ENV",
+                format!("unknown environment {other:?}; expected \"development\" or \"production\""),
+            )),
+        }
+    }
+
+    /// The name used for `config/<name>.yaml`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// The profile; set by the loader from `GATEWAY_ENV`, not read from files.
+    #[serde(skip)]
+    pub environment: Environment,
+    /// HTTP listener.
+    pub server: ServerConfig,
+    /// SQL store.
+    pub database: DatabaseConfig,
+    /// Redis (optional).
+    pub redis: RedisConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Logs.
+    pub logging: LoggingConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// HTTP listener settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0 picks a free port).
+    pub port: u16,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Grace period for in-flight requests at shutdown.
+    pub shutdown_timeout_seconds: u64,
+    /// Idle keep-alive of client connections.
+    pub keep_alive_seconds: u64,
+    /// Time a client has to send its request head.
+    pub client_request_timeout_seconds: u64,
+    /// Cross-origin resource sharing.
+    pub cors: CorsConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            workers: 0,
+            max_body_bytes: 4 * 1024 * 1024,
+            shutdown_timeout_seconds: 30,
+            keep_alive_seconds: 75,
+            client_request_timeout_seconds: 10,
+            cors: CorsConfig::default(),
+        }
+    }
+}
+
+/// CORS policy. An empty `allowed_origins` sends no CORS headers at all.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`), or `"*"` for any (not with credentials).
+    pub allowed_origins: Vec<String>,
+    /// Whether browsers may send credentials.
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer.
+    pub max_age_seconds: u32,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self { allowed_origins: Vec::new(), allow_credentials: false, max_age_seconds: 600 }
+    }
+}
+
+/// SQL store settings. The URL scheme picks the backend.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://<path>` or `postgres://…`. May hold a password, hence secret.
+    pub url: SecretString,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Time to open a new connection.
+    pub connect_timeout_seconds: u64,
+    /// Time to wait for a pooled connection.
+    pub acquire_timeout_seconds: u64,
+    /// PostgreSQL `statement_timeout`.
+    pub statement_timeout_seconds: u64,
+    /// Connections older than this are recycled.
+    pub max_lifetime_seconds: u64,
+    /// SQLite `busy_timeout`.
+    pub sqlite_busy_timeout_ms: u64,
+    /// Apply pending migrations when the api starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("sqlite://data/gateway.db"),
+            max_connections: 16,
+            connect_timeout_seconds: 5,
+            acquire_timeout_seconds: 5,
+            statement_timeout_seconds: 30,
+            max_lifetime_seconds: 1800,
+            sqlite_busy_timeout_ms: 5000,
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// Which SQL backend a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseBackend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+impl DatabaseBackend {
+    /// The backend named by a URL's scheme.
+    ///
+    /// # Errors
+    /// Any scheme but `sqlite://`, `postgres://` and `postgresql://`.
+    pub fn from_url(url: &str) -> Result<Self, ConfigIssue> {
+        if url.starts_with("sqlite://") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            let scheme = url.split_once("://").map_or("(none)", |(s, _)| s);
+            Err(ConfigIssue::new(
+                "database.url",
+                format!("unsupported scheme {scheme:?}; use sqlite://<path> or postgres://…"),
+            ))
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The backend this configuration names.
+    ///
+    /// # Errors
+    /// An unsupported URL scheme.
+    pub fn backend(&self) -> Result<DatabaseBackend, ConfigIssue> {
+        DatabaseBackend::from_url(self.url.expose_secret())
+    }
+
+    /// The SQLite file path of a `sqlite://` URL.
+    #[must_use]
+    pub fn sqlite_path(&self) -> Option<&str> {
+        self.url.expose_secret().strip_prefix("sqlite://")
+    }
+}
+
+/// Redis settings. No URL means in-memory state (single node).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://` URL; unset means no Redis.
+    pub url: Option<SecretString>,
+    /// Pool size.
+    pub pool_size: usize,
+    /// Time to connect or to answer one command before Redis counts as down.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: None, pool_size: 16, timeout_ms: 250 }
+    }
+}
+
+/// Authentication settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 signing secret for access tokens.
+    pub jwt_secret: SecretString,
+    /// `iss` of issued tokens.
+    pub jwt_issuer: String,
+    /// `aud` of issued tokens.
+    pub jwt_audience: String,
+    /// Access-token lifetime.
+    pub access_token_ttl_seconds: u64,
+    /// Refresh-token lifetime.
+    pub refresh_token_ttl_seconds: u64,
+    /// bcrypt cost for password hashes (production needs at least 12).
+    pub bcrypt_cost: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: SecretString::from(DEFAULT_JWT_SECRET),
+            jwt_issuer: "mcp-gateway".into(),
+            jwt_audience: "mcp-gateway".into(),
+            access_token_ttl_seconds: 900,
+            refresh_token_ttl_seconds: 2_592_000,
+            bcrypt_cost: 12,
+        }
+    }
+}
+
+/// Log output settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// An `EnvFilter` directive, e.g. `info` or `info,gateway_store=debug`. `RUST_LOG` wins.
+    pub level: String,
+    /// `pretty`, `json`, or `auto` (pretty in development, JSON in production).
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Auto }
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// By environment.
+    #[default]
+    Auto,
+    /// Human-readable.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Prometheus metrics settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics`.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// One invalid setting: the key (dotted, as in the YAML) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted key, e.g. `auth.jwt_secret`.
+    pub key: String,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+impl ConfigIssue {
+    /// A new issue.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found in a configuration, reported together.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigIssue>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        for issue in &self.0 {
+            write!(f, "\n  - {issue}")?;
+        }
+        Ok(())
+    }
+}
+
+impl GatewayConfig {
+    /// Checks every value and reports all problems at once.
+    ///
+    /// # Errors
+    /// Every invalid value, each with its key.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut issues = Vec::new();
+        let prod = self.environment == Environment::Production;
+        let mut check = |ok: bool, key: &str, msg: &str| {
+            if !ok {
+                issues.push(ConfigIssue::new(key, msg));
+            }
+        };
+
+        let s = &self.server;
+        check(!s.host.trim().is_empty(), "server.host", "must not be empty");
+        check(
+            (1024..=1024 * 1024 * 1024).contains(&s.max_body_bytes),
+            "server.max_body_bytes",
+            "must be between 1024 and 1073741824",
+        );
+        check(s.workers <= 1024, "server.workers", "must be at most 1024 (0 = one per core)");
+        check(
+            (1..=3600).contains(&s.shutdown_timeout_seconds),
+            "server.shutdown_timeout_seconds",
+            "must be between 1 and 3600",
+        );
+        check(
+            (1..=3600).contains(&s.client_request_timeout_seconds),
+            "server.client_request_timeout_seconds",
+            "must be between 1 and 3600",
+        );
+        for (i, origin) in s.cors.allowed_origins.iter().enumerate() {
+            check(
+                valid_origin(origin),
+                &format!("server.cors.allowed_origins[{i}]"),
+                "must be \"*\" or an origin like https://app.example.com (scheme and host, no path)",
+            );
+        }
+        check(
+            !(s.cors.allow_credentials && s.cors.allowed_origins.iter().any(|o| o == "*")),
+            "server.cors.allow_credentials",
+            "cannot be true when allowed_origins contains \"*\"",
+        );
+
+        let d = &self.database;
+        if let Err(issue) = d.backend() {
+            issues.push(issue);
+        } else if d.sqlite_path().is_some_and(|p| p.trim().is_empty()) {
+            issues.push(ConfigIssue::new("database.url", "sqlite:// needs a file path"));
+        }
+        let mut check = |ok: bool, key: &str, msg: &str| {
+            if !ok {
+                issues.push(ConfigIssue::new(key, msg));
+            }
+        };
+        check((1..=1000).contains(&d.max_connections), "database.max_connections", "must be between 1 and 1000");
+        check(
+            (1..=300).contains(&d.connect_timeout_seconds),
+            "database.connect_timeout_seconds",
+            "must be between 1 and 300",
+        );
+        check(
+            (1..=300).contains(&d.acquire_timeout_seconds),
+            "database.acquire_timeout_seconds",
+            "must be between 1 and 300",
+        );
+        check(
+            d.statement_timeout_seconds >= 1,
+            "database.statement_timeout_seconds",
+            "must be at least 1",
+        );
+        check(d.max_lifetime_seconds >= 10, "database.max_lifetime_seconds", "must be at least 10");
+
+        if let Some(url) = &self.redis.url {
+            let url = url.expose_secret();
+            check(
+                url.starts_with("redis://") || url.starts_with("rediss://"),
+                "redis.url",
+                "must start with redis:// or rediss://",
+            );
+        }
+        check((1..=1024).contains(&self.redis.pool_size), "redis.pool_size", "must be between 1 and 1024");
+        check((1..=60_000).contains(&self.redis.timeout_ms), "redis.timeout_ms", "must be between 1 and 60000");
+
+        let a = &self.auth;
+        let secret = a.jwt_secret.expose_secret();
+        if prod {
+            check(
+                secret != DEFAULT_JWT_SECRET,
+                "auth.jwt_secret",
+                "is the shipped default; set GATEWAY__AUTH__JWT_SECRET to a random value of at least 32 bytes",
+            );
+            check(
+                secret.len() >= MIN_JWT_SECRET_BYTES,
+                "auth.jwt_secret",
+                "is shorter than 32 bytes; production needs a long random secret",
+            );
+            check(a.bcrypt_cost >= 12, "auth.bcrypt_cost", "must be at least 12 in production");
+        } else {
+            check(!secret.is_empty(), "auth.jwt_secret", "must not be empty");
+        }
+        check((4..=31).contains(&a.bcrypt_cost), "auth.bcrypt_cost", "must be between 4 and 31");
+        check(!a.jwt_issuer.is_empty(), "auth.jwt_issuer", "must not be empty");
+        check(!a.jwt_audience.is_empty(), "auth.jwt_audience", "must not be empty");
+        check(
+            (10..=86_400).contains(&a.access_token_ttl_seconds),
+            "auth.access_token_ttl_seconds",
+            "must be between 10 and 86400",
+        );
+        check(
+            a.refresh_token_ttl_seconds > a.access_token_ttl_seconds,
+            "auth.refresh_token_ttl_seconds",
+            "must be longer than auth.access_token_ttl_seconds",
+        );
+        check(!self.logging.level.trim().is_empty(), "logging.level", "must not be empty");
+
+        if issues.is_empty() { Ok(()) } else { Err(ConfigErrors(issues)) }
+    }
+}
+
+fn valid_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    match url::Url::parse(origin) {
+        Ok(u) => {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.path() == "/"
+                && !origin.ends_with('/')
+                && u.query().is_none()
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(cfg: &GatewayConfig) -> Vec<String> {
+        cfg.validate().err().map(|e| e.0.into_iter().map(|i| i.key).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn defaults_are_valid_in_development() {
+        assert_eq!(keys(&GatewayConfig::default()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn production_rejects_default_and_short_secrets() {
+        let mut cfg = GatewayConfig { environment: Environment::Production, ..Default::default() };
+        assert!(keys(&cfg).contains(&"auth.jwt_secret".to_string()));
+        cfg.auth.jwt_secret = SecretString::from("short");
+        assert!(keys(&cfg).contains(&"auth.jwt_secret".to_string()));
+        cfg.auth.jwt_secret = SecretString::from("x".repeat(48));
+        assert_eq!(keys(&cfg), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut cfg = GatewayConfig::default();
+        cfg.server.max_body_bytes = 1;
+        cfg.database.url = SecretString::from("mysql://x");
+        cfg.database.max_connections = 0;
+        cfg.auth.bcrypt_cost = 99;
+        cfg.server.cors.allowed_origins = vec!["https://ok.example".into(), "ftp://nope/x".into()];
+        let got = keys(&cfg);
+        for want in [
+            "server.max_body_bytes",
+            "database.url",
+            "database.max_connections",
+            "auth.bcrypt_cost",
+            "server.cors.allowed_origins[1]",
+        ] {
+            assert!(got.iter().any(|k| k == want), "missing {want} in {got:?}");
+        }
+        assert!(!got.iter().any(|k| k == "server.cors.allowed_origins[0]"));
+    }
+
+    #[test]
+    fn backend_comes_from_the_scheme() {
+        assert_eq!(DatabaseBackend::from_url("sqlite://data/x.db").unwrap(), DatabaseBackend::Sqlite);
+        assert_eq!(DatabaseBackend::from_url("postgres://h/db").unwrap(), DatabaseBackend::Postgres);
+        assert_eq!(DatabaseBackend::from_url("postgresql://h/db").unwrap(), DatabaseBackend::Postgres);
+        let err = DatabaseBackend::from_url("mysql://h/db").unwrap_err();
+        assert_eq!(err.key, "database.url");
+        assert!(err.message.contains("mysql"));
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let cfg = GatewayConfig::default();
+        assert!(!format!("{cfg:?}").contains(DEFAULT_JWT_SECRET));
+    }
+
+    #[test]
+    fn environment_names() {
+        assert_eq!(Environment::parse("production").unwrap(), Environment::Production);
+        assert_eq!(Environment::parse("DEV").unwrap(), Environment::Development);
+        assert!(Environment::parse("staging").is_err());
+    }
+}

@@ -1,0 +1,4 @@
+DROP TABLE log_aggregates;
+DROP TABLE log_index;
+DROP TABLE audit_chain_heads;
+DROP TABLE audit_logs;

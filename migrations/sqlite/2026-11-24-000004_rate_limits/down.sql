@@ -1,0 +1,2 @@
+DROP TABLE rate_limit_usage;
+DROP TABLE rate_limits;
