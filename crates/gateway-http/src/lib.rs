@@ -1,1 +1,4 @@
 //! # gateway-http (being built)
+
+pub mod settings;
+pub mod telemetry;
