@@ -1,1 +1,470 @@
-//! stub
+//! Loading the configuration.
+//!
+//! Layers, later wins (STYLE.md §5):
+//! 1. `default.yaml`, 2. `<GATEWAY_ENV>.yaml` — both read from the configuration directory
+//!    (`GATEWAY_CONFIG_DIR`, default `./config`) when it has them, otherwise the copies compiled
+//!    into the binary, so the gateway starts from any working directory;
+//! 3. the optional `--config FILE`;
+//! 4. `GATEWAY__SECTION__KEY` environment variables (`GATEWAY__SERVER__PORT=9090`; lists are
+//!    comma-separated: `GATEWAY__SERVER__CORS__ALLOWED_ORIGINS=https://a.example,https://b.example`).
+//!
+//! Every problem is reported at once with its key: type errors and unknown keys are found
+//! key by key, then [`GatewayConfig::validate`] checks values. The process environment is read
+//! only by [`LoadOptions::from_process`]; tests pass their own variables.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use config::{Config, File, FileFormat, Map, Source, Value, ValueKind};
+use gateway_types::config::{ConfigErrors, ConfigIssue, Environment, GatewayConfig};
+
+/// The `default.yaml` compiled into the binary.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/default.yaml");
+/// The `development.yaml` compiled into the binary.
+pub const EMBEDDED_DEVELOPMENT: &str = include_str!("../../../config/development.yaml");
+/// The `production.yaml` compiled into the binary.
+pub const EMBEDDED_PRODUCTION: &str = include_str!("../../../config/production.yaml");
+
+/// Errors of [`load`]: every problem found, each with its key.
+pub type SettingsError = ConfigErrors;
+
+/// Keys whose environment-variable form is a comma-separated list.
+const LIST_KEYS: &[&str] = &["server.cors.allowed_origins"];
+
+/// Where the configuration comes from.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Value of `GATEWAY_ENV` (`None` = development).
+    pub environment: Option<String>,
+    /// Directory holding `default.yaml` and the per-environment files.
+    pub config_dir: PathBuf,
+    /// The `--config FILE` argument.
+    pub config_file: Option<PathBuf>,
+    /// Environment variables; only those starting with `GATEWAY__` are used.
+    pub env_vars: HashMap<String, String>,
+}
+
+impl LoadOptions {
+    /// Options from this process: `GATEWAY_ENV`, `GATEWAY_CONFIG_DIR` and `GATEWAY__*` variables.
+    #[must_use]
+    pub fn from_process(config_file: Option<PathBuf>) -> Self {
+        let env_vars: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.to_ascii_uppercase().starts_with("GATEWAY__"))
+            .collect();
+        Self {
+            environment: std::env::var("GATEWAY_ENV").ok().filter(|v| !v.trim().is_empty()),
+            config_dir: std::env::var_os("GATEWAY_CONFIG_DIR")
+                .map_or_else(|| PathBuf::from("config"), PathBuf::from),
+            config_file,
+            env_vars,
+        }
+    }
+}
+
+/// Loads, merges and validates the configuration.
+///
+/// # Errors
+/// Every problem found: unreadable files, unknown keys, wrong types, invalid values.
+pub fn load(opts: LoadOptions) -> Result<GatewayConfig, SettingsError> {
+    let environment = match opts.environment.as_deref().map(Environment::parse).transpose() {
+        Ok(env) => env.unwrap_or_default(),
+        Err(issue) => return Err(ConfigErrors(vec![issue])),
+    };
+    let mut issues = Vec::new();
+
+    let default_yaml = layer_text(&opts.config_dir, "default.yaml", EMBEDDED_DEFAULT, &mut issues);
+    let env_yaml = match environment {
+        Environment::Development => EMBEDDED_DEVELOPMENT,
+        Environment::Production => EMBEDDED_PRODUCTION,
+    };
+    let env_file = format!("{}.yaml", environment.as_str());
+    let env_yaml = layer_text(&opts.config_dir, &env_file, env_yaml, &mut issues);
+    let file_yaml = opts
+        .config_file
+        .as_ref()
+        .and_then(|path| match std::fs::read_to_string(path) {
+            Ok(text) => Some((path.display().to_string(), text)),
+            Err(err) => {
+                issues.push(ConfigIssue::new(
+                    "--config",
+                    format!("cannot read {}: {err}", path.display()),
+                ));
+                None
+            }
+        });
+
+    let mut layers: Vec<(String, String)> = vec![("default.yaml".into(), default_yaml), (env_file, env_yaml)];
+    layers.extend(file_yaml);
+
+    let mut builder = Config::builder();
+    for (name, text) in &layers {
+        match Config::builder()
+            .add_source(File::from_str(text, FileFormat::Yaml))
+            .build()
+        {
+            Ok(_) => builder = builder.add_source(File::from_str(text, FileFormat::Yaml)),
+            Err(err) => issues.push(ConfigIssue::new(name.clone(), format!("not valid YAML: {err}"))),
+        }
+    }
+    let (scalars, lists) = split_env(&opts.env_vars);
+    builder = builder.add_source(
+        config::Environment::with_prefix("GATEWAY")
+            .prefix_separator("__")
+            .separator("__")
+            .source(Some(scalars)),
+    );
+    for (key, items) in lists {
+        builder = match builder.set_override(key.as_str(), items) {
+            Ok(b) => b,
+            Err(err) => return Err(ConfigErrors(vec![ConfigIssue::new(key, err.to_string())])),
+        };
+    }
+    if !issues.is_empty() {
+        return Err(ConfigErrors(issues));
+    }
+
+    let merged = builder
+        .build()
+        .map_err(|err| ConfigErrors(vec![ConfigIssue::new("environment", err.to_string())]))?;
+    let mut cfg: GatewayConfig = match merged.clone().try_deserialize() {
+        Ok(cfg) => cfg,
+        Err(_) => return Err(ConfigErrors(diagnose(&merged))),
+    };
+    cfg.environment = environment;
+
+    let mut issues = cfg.validate().err().map(|e| e.0).unwrap_or_default();
+    if let Err(err) = crate::telemetry::filter(&cfg.logging.level) {
+        issues.push(ConfigIssue::new(
+            "logging.level",
+            format!("not a valid log filter: {err}"),
+        ));
+    }
+    if issues.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(ConfigErrors(issues))
+    }
+}
+
+/// The text of one YAML layer: the file in `dir` when present, else the embedded copy.
+fn layer_text(dir: &Path, name: &str, embedded: &str, issues: &mut Vec<ConfigIssue>) -> String {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => embedded.to_owned(),
+        Err(err) => {
+            issues.push(ConfigIssue::new(
+                name,
+                format!("cannot read {}: {err}", path.display()),
+            ));
+            String::new()
+        }
+    }
+}
+
+/// `(key, items)` of list-valued environment variables.
+type ListOverrides = Vec<(String, Vec<String>)>;
+
+/// Splits `GATEWAY__*` variables into scalar ones (left to the config crate, which coerces
+/// strings to the schema's types) and comma-separated lists (for the keys in [`LIST_KEYS`]).
+fn split_env(vars: &HashMap<String, String>) -> (config::Map<String, String>, ListOverrides) {
+    let mut scalars = config::Map::new();
+    let mut lists = Vec::new();
+    for (name, value) in vars {
+        let Some(rest) = name
+            .get("GATEWAY__".len()..)
+            .filter(|_| name.to_ascii_uppercase().starts_with("GATEWAY__"))
+        else {
+            continue;
+        };
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        if LIST_KEYS.contains(&key.as_str()) {
+            let items = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            lists.push((key, items));
+        } else {
+            scalars.insert(name.clone(), value.clone());
+        }
+    }
+    lists.sort();
+    (scalars, lists)
+}
+
+/// Finds every key whose value does not fit the schema, by applying each leaf of the merged
+/// configuration alone on top of the (valid) built-in defaults.
+fn diagnose(merged: &Config) -> Vec<ConfigIssue> {
+    let mut leaves = Vec::new();
+    if let Ok(table) = merged.collect() {
+        flatten("", table, &mut leaves);
+    }
+    let mut issues = Vec::new();
+    for (key, value) in leaves {
+        let probe = Config::builder()
+            .add_source(File::from_str(EMBEDDED_DEFAULT, FileFormat::Yaml))
+            .set_override(key.as_str(), value)
+            .and_then(|b| b.build())
+            .and_then(Config::try_deserialize::<GatewayConfig>);
+        if let Err(err) = probe {
+            issues.push(ConfigIssue::new(key, clean_message(&err.to_string())));
+        }
+    }
+    if issues.is_empty() {
+        issues.push(ConfigIssue::new(
+            "(configuration)",
+            "could not be read; check its structure",
+        ));
+    }
+    issues
+}
+
+fn flatten(prefix: &str, table: Map<String, Value>, out: &mut Vec<(String, Value)>) {
+    let mut entries: Vec<_> = table.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, v) in entries {
+        let key = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v.kind {
+            ValueKind::Table(t) if !t.is_empty() => flatten(&key, t, out),
+            _ => out.push((key, v)),
+        }
+    }
+}
+
+/// The config crate appends " for key `x`" and sometimes a source; the key is reported separately.
+fn clean_message(msg: &str) -> String {
+    let msg = msg.split(" for key ").next().unwrap_or(msg);
+    let msg = msg.split(" in ").next().unwrap_or(msg);
+    msg.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn opts(env: Option<&str>, vars: &[(&str, &str)]) -> LoadOptions {
+        LoadOptions {
+            environment: env.map(str::to_owned),
+            // A directory without files: the embedded copies are used.
+            config_dir: PathBuf::from("/nonexistent-config-dir"),
+            config_file: None,
+            env_vars: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    fn issue_keys(err: &SettingsError) -> Vec<&str> {
+        err.0.iter().map(|i| i.key.as_str()).collect()
+    }
+
+    #[test]
+    fn default_yaml_documents_exactly_the_built_in_defaults() {
+        let cfg: GatewayConfig = Config::builder()
+            .add_source(File::from_str(EMBEDDED_DEFAULT, FileFormat::Yaml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        let def = GatewayConfig::default();
+        assert_eq!(cfg.server, def.server);
+        assert_eq!(cfg.logging, def.logging);
+        assert_eq!(cfg.metrics, def.metrics);
+        assert_eq!(cfg.database.url.expose_secret(), def.database.url.expose_secret());
+        assert_eq!(cfg.database.max_connections, def.database.max_connections);
+        assert_eq!(
+            cfg.database.statement_timeout_seconds,
+            def.database.statement_timeout_seconds
+        );
+        assert_eq!(
+            cfg.database.sqlite_busy_timeout_ms,
+            def.database.sqlite_busy_timeout_ms
+        );
+        assert_eq!(cfg.redis.url.is_none(), def.redis.url.is_none());
+        assert_eq!(
+            cfg.auth.jwt_secret.expose_secret(),
+            def.auth.jwt_secret.expose_secret()
+        );
+        assert_eq!(cfg.auth.bcrypt_cost, def.auth.bcrypt_cost);
+        assert_eq!(
+            cfg.auth.access_token_ttl_seconds,
+            def.auth.access_token_ttl_seconds
+        );
+        // Every key of the file is a key of the schema (deny_unknown_fields made it parse),
+        // and every schema key is in the file:
+        let text = EMBEDDED_DEFAULT;
+        for key in [
+            "host:",
+            "port:",
+            "workers:",
+            "max_body_bytes:",
+            "shutdown_timeout_seconds:",
+            "keep_alive_seconds:",
+            "client_request_timeout_seconds:",
+            "allowed_origins:",
+            "allow_credentials:",
+            "max_age_seconds:",
+            "url:",
+            "max_connections:",
+            "connect_timeout_seconds:",
+            "acquire_timeout_seconds:",
+            "statement_timeout_seconds:",
+            "max_lifetime_seconds:",
+            "sqlite_busy_timeout_ms:",
+            "migrate_on_start:",
+            "pool_size:",
+            "timeout_ms:",
+            "jwt_secret:",
+            "jwt_issuer:",
+            "jwt_audience:",
+            "access_token_ttl_seconds:",
+            "refresh_token_ttl_seconds:",
+            "bcrypt_cost:",
+            "level:",
+            "format:",
+            "enabled:",
+        ] {
+            assert!(text.contains(key), "default.yaml does not document {key}");
+        }
+    }
+
+    #[test]
+    fn loads_development_by_default() {
+        let cfg = load(opts(None, &[])).unwrap();
+        assert_eq!(cfg.environment, Environment::Development);
+        assert_eq!(cfg.server.port, 8080);
+        assert_eq!(
+            cfg.auth.bcrypt_cost, 10,
+            "development.yaml overrides default.yaml"
+        );
+    }
+
+    #[test]
+    fn environment_variables_override_files() {
+        let cfg = load(opts(
+            None,
+            &[
+                ("GATEWAY__SERVER__PORT", "9191"),
+                ("GATEWAY__DATABASE__URL", "postgres://u:p@db:5432/gw"),
+                (
+                    "GATEWAY__SERVER__CORS__ALLOWED_ORIGINS",
+                    "https://a.example,https://b.example",
+                ),
+                ("GATEWAY__AUTH__JWT_SECRET", "12345678901234567890123456789012345"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(cfg.server.port, 9191);
+        assert_eq!(cfg.database.url.expose_secret(), "postgres://u:p@db:5432/gw");
+        assert_eq!(
+            cfg.server.cors.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(
+            cfg.auth.jwt_secret.expose_secret(),
+            "12345678901234567890123456789012345"
+        );
+    }
+
+    #[test]
+    fn a_config_file_overrides_the_environment_profile_and_env_beats_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("extra.yaml");
+        std::fs::write(&file, "server:\n  port: 7000\n  host: 0.0.0.0\n").unwrap();
+        let mut o = opts(None, &[("GATEWAY__SERVER__PORT", "7001")]);
+        o.config_file = Some(file);
+        let cfg = load(o).unwrap();
+        assert_eq!(cfg.server.host, "0.0.0.0");
+        assert_eq!(cfg.server.port, 7001);
+    }
+
+    #[test]
+    fn reads_files_from_the_config_directory_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("default.yaml"), EMBEDDED_DEFAULT).unwrap();
+        std::fs::write(dir.path().join("development.yaml"), "server:\n  port: 6060\n").unwrap();
+        let mut o = opts(None, &[]);
+        o.config_dir = dir.path().to_owned();
+        assert_eq!(load(o).unwrap().server.port, 6060);
+    }
+
+    #[test]
+    fn production_refuses_the_default_secret() {
+        let err = load(opts(Some("production"), &[])).unwrap_err();
+        assert!(issue_keys(&err).contains(&"auth.jwt_secret"), "{err}");
+        let ok = load(opts(
+            Some("production"),
+            &[("GATEWAY__AUTH__JWT_SECRET", &"k".repeat(40))],
+        ))
+        .unwrap();
+        assert_eq!(ok.environment, Environment::Production);
+        assert_eq!(ok.server.host, "0.0.0.0");
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_at_once() {
+        let err = load(opts(
+            None,
+            &[
+                ("GATEWAY__SERVER__PORT", "not-a-port"),
+                ("GATEWAY__DATABASE__MAX_CONNECTIONS", "many"),
+                ("GATEWAY__SERVER__PROT", "1"),
+                ("GATEWAY__METRICS__ENABLED", "perhaps"),
+            ],
+        ))
+        .unwrap_err();
+        let keys = issue_keys(&err);
+        for want in [
+            "server.port",
+            "database.max_connections",
+            "server.prot",
+            "metrics.enabled",
+        ] {
+            assert!(keys.contains(&want), "{want} missing from {err}");
+        }
+        assert_eq!(keys.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_reported_with_keys() {
+        let err = load(opts(
+            None,
+            &[
+                ("GATEWAY__DATABASE__URL", "mysql://x/y"),
+                ("GATEWAY__LOGGING__LEVEL", "info,[[["),
+            ],
+        ))
+        .unwrap_err();
+        let keys = issue_keys(&err);
+        assert!(keys.contains(&"database.url"), "{err}");
+        assert!(keys.contains(&"logging.level"), "{err}");
+    }
+
+    #[test]
+    fn unknown_environment_and_unreadable_file_are_errors() {
+        let err = load(opts(Some("staging"), &[])).unwrap_err();
+        assert_eq!(issue_keys(&err), ["GATEWAY_ENV"]);
+        let mut o = opts(None, &[]);
+        o.config_file = Some(PathBuf::from("/no/such/file.yaml"));
+        assert_eq!(issue_keys(&load(o).unwrap_err()), ["--config"]);
+    }
+
+    #[test]
+    fn broken_yaml_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.yaml");
+        std::fs::write(&file, "server: [unclosed\n").unwrap();
+        let mut o = opts(None, &[]);
+        o.config_file = Some(file.clone());
+        let err = load(o).unwrap_err();
+        assert_eq!(issue_keys(&err), [file.display().to_string().as_str()]);
+    }
+}

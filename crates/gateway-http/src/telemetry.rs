@@ -1,1 +1,64 @@
-//! stub
+//! Logs: one place builds the subscriber, another installs it (so tests can capture).
+//!
+//! The filter comes from `RUST_LOG` when set, else `logging.level`. Format is pretty in
+//! development and one JSON object per line in production, unless `logging.format` says
+//! otherwise. Messages never carry secrets, tokens or bodies.
+
+use gateway_types::config::{Environment, LogFormat, LoggingConfig};
+use tracing::Subscriber;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::ParseError;
+use tracing_subscriber::fmt;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Errors of [`init`].
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The filter directive does not parse.
+    #[error("invalid log filter")]
+    Filter(#[from] ParseError),
+    /// A global subscriber is already installed.
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled(#[from] tracing::subscriber::SetGlobalDefaultError),
+}
+
+/// Parses an `EnvFilter` directive.
+///
+/// # Errors
+/// A directive that does not parse.
+pub fn filter(directive: &str) -> Result<EnvFilter, ParseError> {
+    EnvFilter::builder().parse(directive)
+}
+
+/// Builds the subscriber without installing it.
+///
+/// # Errors
+/// An invalid filter (from `RUST_LOG` or `logging.level`).
+pub fn subscriber(
+    cfg: &LoggingConfig,
+    env: Environment,
+) -> Result<Box<dyn Subscriber + Send + Sync + 'static>, TelemetryError> {
+    let directive = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let filter = filter(directive.as_deref().unwrap_or(&cfg.level))?;
+    let json = match cfg.format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => env == Environment::Production,
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    Ok(if json {
+        Box::new(registry.with(fmt::layer().json().flatten_event(true).with_current_span(true)))
+    } else {
+        Box::new(registry.with(fmt::layer().with_target(true)))
+    })
+}
+
+/// Builds and installs the global subscriber (once per process).
+///
+/// # Errors
+/// An invalid filter, or a subscriber already installed.
+pub fn init(cfg: &LoggingConfig, env: Environment) -> Result<(), TelemetryError> {
+    let sub = subscriber(cfg, env)?;
+    tracing::subscriber::set_global_default(sub)?;
+    Ok(())
+}
