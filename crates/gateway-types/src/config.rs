@@ -125,7 +125,11 @@ pub struct CorsConfig {
 
 impl Default for CorsConfig {
     fn default() -> Self {
-        Self { allowed_origins: Vec::new(), allow_credentials: false, max_age_seconds: 600 }
+        Self {
+            allowed_origins: Vec::new(),
+            allow_credentials: false,
+            max_age_seconds: 600,
+        }
     }
 }
 
@@ -225,7 +229,11 @@ pub struct RedisConfig {
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self { url: None, pool_size: 16, timeout_ms: 250 }
+        Self {
+            url: None,
+            pool_size: 16,
+            timeout_ms: 250,
+        }
     }
 }
 
@@ -272,7 +280,10 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Auto }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Auto,
+        }
     }
 }
 
@@ -315,7 +326,10 @@ pub struct ConfigIssue {
 impl ConfigIssue {
     /// A new issue.
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -331,7 +345,12 @@ pub struct ConfigErrors(pub Vec<ConfigIssue>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "invalid configuration ({} problem{}):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
         for issue in &self.0 {
             write!(f, "\n  - {issue}")?;
         }
@@ -360,7 +379,11 @@ impl GatewayConfig {
             "server.max_body_bytes",
             "must be between 1024 and 1073741824",
         );
-        check(s.workers <= 1024, "server.workers", "must be at most 1024 (0 = one per core)");
+        check(
+            s.workers <= 1024,
+            "server.workers",
+            "must be at most 1024 (0 = one per core)",
+        );
         check(
             (1..=3600).contains(&s.shutdown_timeout_seconds),
             "server.shutdown_timeout_seconds",
@@ -395,7 +418,11 @@ impl GatewayConfig {
                 issues.push(ConfigIssue::new(key, msg));
             }
         };
-        check((1..=1000).contains(&d.max_connections), "database.max_connections", "must be between 1 and 1000");
+        check(
+            (1..=1000).contains(&d.max_connections),
+            "database.max_connections",
+            "must be between 1 and 1000",
+        );
         check(
             (1..=300).contains(&d.connect_timeout_seconds),
             "database.connect_timeout_seconds",
@@ -411,7 +438,11 @@ impl GatewayConfig {
             "database.statement_timeout_seconds",
             "must be at least 1",
         );
-        check(d.max_lifetime_seconds >= 10, "database.max_lifetime_seconds", "must be at least 10");
+        check(
+            d.max_lifetime_seconds >= 10,
+            "database.max_lifetime_seconds",
+            "must be at least 10",
+        );
 
         if let Some(url) = &self.redis.url {
             let url = url.expose_secret();
@@ -421,8 +452,16 @@ impl GatewayConfig {
                 "must start with redis:// or rediss://",
             );
         }
-        check((1..=1024).contains(&self.redis.pool_size), "redis.pool_size", "must be between 1 and 1024");
-        check((1..=60_000).contains(&self.redis.timeout_ms), "redis.timeout_ms", "must be between 1 and 60000");
+        check(
+            (1..=1024).contains(&self.redis.pool_size),
+            "redis.pool_size",
+            "must be between 1 and 1024",
+        );
+        check(
+            (1..=60_000).contains(&self.redis.timeout_ms),
+            "redis.timeout_ms",
+            "must be between 1 and 60000",
+        );
 
         let a = &self.auth;
         let secret = a.jwt_secret.expose_secret();
@@ -437,13 +476,25 @@ impl GatewayConfig {
                 "auth.jwt_secret",
                 "is shorter than 32 bytes; production needs a long random secret",
             );
-            check(a.bcrypt_cost >= 12, "auth.bcrypt_cost", "must be at least 12 in production");
+            check(
+                a.bcrypt_cost >= 12,
+                "auth.bcrypt_cost",
+                "must be at least 12 in production",
+            );
         } else {
             check(!secret.is_empty(), "auth.jwt_secret", "must not be empty");
         }
-        check((4..=31).contains(&a.bcrypt_cost), "auth.bcrypt_cost", "must be between 4 and 31");
+        check(
+            (4..=31).contains(&a.bcrypt_cost),
+            "auth.bcrypt_cost",
+            "must be between 4 and 31",
+        );
         check(!a.jwt_issuer.is_empty(), "auth.jwt_issuer", "must not be empty");
-        check(!a.jwt_audience.is_empty(), "auth.jwt_audience", "must not be empty");
+        check(
+            !a.jwt_audience.is_empty(),
+            "auth.jwt_audience",
+            "must not be empty",
+        );
         check(
             (10..=86_400).contains(&a.access_token_ttl_seconds),
             "auth.access_token_ttl_seconds",
@@ -454,9 +505,17 @@ impl GatewayConfig {
             "auth.refresh_token_ttl_seconds",
             "must be longer than auth.access_token_ttl_seconds",
         );
-        check(!self.logging.level.trim().is_empty(), "logging.level", "must not be empty");
+        check(
+            !self.logging.level.trim().is_empty(),
+            "logging.level",
+            "must not be empty",
+        );
 
-        if issues.is_empty() { Ok(()) } else { Err(ConfigErrors(issues)) }
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(issues))
+        }
     }
 }
 
@@ -481,7 +540,10 @@ mod tests {
     use super::*;
 
     fn keys(cfg: &GatewayConfig) -> Vec<String> {
-        cfg.validate().err().map(|e| e.0.into_iter().map(|i| i.key).collect()).unwrap_or_default()
+        cfg.validate()
+            .err()
+            .map(|e| e.0.into_iter().map(|i| i.key).collect())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -491,7 +553,10 @@ mod tests {
 
     #[test]
     fn production_rejects_default_and_short_secrets() {
-        let mut cfg = GatewayConfig { environment: Environment::Production, ..Default::default() };
+        let mut cfg = GatewayConfig {
+            environment: Environment::Production,
+            ..Default::default()
+        };
         assert!(keys(&cfg).contains(&"auth.jwt_secret".to_string()));
         cfg.auth.jwt_secret = SecretString::from("short");
         assert!(keys(&cfg).contains(&"auth.jwt_secret".to_string()));
@@ -522,9 +587,18 @@ mod tests {
 
     #[test]
     fn backend_comes_from_the_scheme() {
-        assert_eq!(DatabaseBackend::from_url("sqlite://data/x.db").unwrap(), DatabaseBackend::Sqlite);
-        assert_eq!(DatabaseBackend::from_url("postgres://h/db").unwrap(), DatabaseBackend::Postgres);
-        assert_eq!(DatabaseBackend::from_url("postgresql://h/db").unwrap(), DatabaseBackend::Postgres);
+        assert_eq!(
+            DatabaseBackend::from_url("sqlite://data/x.db").unwrap(),
+            DatabaseBackend::Sqlite
+        );
+        assert_eq!(
+            DatabaseBackend::from_url("postgres://h/db").unwrap(),
+            DatabaseBackend::Postgres
+        );
+        assert_eq!(
+            DatabaseBackend::from_url("postgresql://h/db").unwrap(),
+            DatabaseBackend::Postgres
+        );
         let err = DatabaseBackend::from_url("mysql://h/db").unwrap_err();
         assert_eq!(err.key, "database.url");
         assert!(err.message.contains("mysql"));

@@ -132,13 +132,21 @@ impl GatewayError {
         } else {
             message.into()
         };
-        Self { code, message, source: None }
+        Self {
+            code,
+            message,
+            source: None,
+        }
     }
 
     /// An error with the code's default message.
     #[must_use]
     pub fn from_code(code: ErrorCode) -> Self {
-        Self { code, message: Cow::Borrowed(code.default_message()), source: None }
+        Self {
+            code,
+            message: Cow::Borrowed(code.default_message()),
+            source: None,
+        }
     }
 
     /// An internal error; `source` goes to the logs only.
@@ -174,7 +182,9 @@ impl fmt::Display for GatewayError {
 
 impl std::error::Error for GatewayError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -220,9 +230,15 @@ mod tests {
         let err: GatewayError = StoreError::Unavailable(Box::new(io)).into();
         assert_eq!(err.code(), ErrorCode::Unavailable);
         assert!(!err.message().contains("10.0.0.5"));
-        assert!(error_chain(&err).contains("10.0.0.5"), "the cause stays available for logs");
+        assert!(
+            error_chain(&err).contains("10.0.0.5"),
+            "the cause stays available for logs"
+        );
 
-        let err: GatewayError = StoreError::Conflict { what: "namespace slug".into() }.into();
+        let err: GatewayError = StoreError::Conflict {
+            what: "namespace slug".into(),
+        }
+        .into();
         assert_eq!(err.code().http_status(), 409);
         assert_eq!(err.message(), "namespace slug already exists");
     }

@@ -52,7 +52,9 @@ impl<'de> Deserialize<'de> for Version {
         if v == "2.0" {
             Ok(Self)
         } else {
-            Err(de::Error::custom(format!("unsupported jsonrpc version {v:?}, expected \"2.0\"")))
+            Err(de::Error::custom(format!(
+                "unsupported jsonrpc version {v:?}, expected \"2.0\""
+            )))
         }
     }
 }
@@ -137,7 +139,11 @@ pub struct ErrorObject {
 impl ErrorObject {
     /// An error object without data.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), data: None }
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 }
 
@@ -159,7 +165,12 @@ impl ErrorResponse {
     /// An error response for `id`.
     #[must_use]
     pub fn new(id: Option<RequestId>, error: ErrorObject) -> Self {
-        Self { jsonrpc: Version, id, error, extra: Map::new() }
+        Self {
+            jsonrpc: Version,
+            id,
+            error,
+            extra: Map::new(),
+        }
     }
 }
 
@@ -214,16 +225,24 @@ impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut obj = Map::<String, Value>::deserialize(d)?;
         let kind = if obj.contains_key("method") {
-            if obj.contains_key("id") { Kind::Request } else { Kind::Notification }
+            if obj.contains_key("id") {
+                Kind::Request
+            } else {
+                Kind::Notification
+            }
         } else if obj.contains_key("error") {
             Kind::Error
         } else if obj.contains_key("result") {
             Kind::Response
         } else {
-            return Err(de::Error::custom("not a JSON-RPC message: no method, result or error"));
+            return Err(de::Error::custom(
+                "not a JSON-RPC message: no method, result or error",
+            ));
         };
         if kind == Kind::Request && obj.get("id").is_some_and(Value::is_null) {
-            return Err(de::Error::custom("a request id must be a string or an integer, not null"));
+            return Err(de::Error::custom(
+                "a request id must be a string or an integer, not null",
+            ));
         }
         if kind == Kind::Error && obj.get("id").is_none() {
             obj.insert("id".into(), Value::Null);
@@ -279,11 +298,15 @@ impl<'de> Deserialize<'de> for Payload {
         let value = Value::deserialize(d)?;
         match value {
             Value::Array(items) if items.is_empty() => Err(de::Error::custom("empty batch")),
-            Value::Array(_) | Value::Object(_) => match Either::deserialize(value).map_err(de::Error::custom)? {
-                Either::Batch(b) => Ok(Self::Batch(b)),
-                Either::Single(m) => Ok(Self::Single(m)),
-            },
-            _ => Err(de::Error::custom("a JSON-RPC payload must be an object or an array")),
+            Value::Array(_) | Value::Object(_) => {
+                match Either::deserialize(value).map_err(de::Error::custom)? {
+                    Either::Batch(b) => Ok(Self::Batch(b)),
+                    Either::Single(m) => Ok(Self::Single(m)),
+                }
+            }
+            _ => Err(de::Error::custom(
+                "a JSON-RPC payload must be an object or an array",
+            )),
         }
     }
 }
@@ -301,12 +324,20 @@ mod tests {
     fn classifies_every_message_kind() {
         let cases = [
             (json!({"jsonrpc":"2.0","id":1,"method":"ping"}), "request"),
-            (json!({"jsonrpc":"2.0","method":"notifications/initialized"}), "notification"),
+            (
+                json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+                "notification",
+            ),
             (json!({"jsonrpc":"2.0","id":"a","result":{}}), "response"),
-            (json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}), "error"),
+            (
+                json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}),
+                "error",
+            ),
         ];
         for (value, want) in cases {
-            let Payload::Single(msg) = parse(value.clone()).unwrap() else { panic!("not single") };
+            let Payload::Single(msg) = parse(value.clone()).unwrap() else {
+                panic!("not single")
+            };
             let got = match msg {
                 Message::Request(_) => "request",
                 Message::Notification(_) => "notification",
@@ -337,8 +368,13 @@ mod tests {
             {"jsonrpc":"2.0","id":1,"method":"a"},
             {"jsonrpc":"2.0","method":"b"}
         ]);
-        let Payload::Batch(items) = parse(batch).unwrap() else { panic!("not a batch") };
-        assert_eq!(items.iter().map(|m| m.method().unwrap()).collect::<Vec<_>>(), ["a", "b"]);
+        let Payload::Batch(items) = parse(batch).unwrap() else {
+            panic!("not a batch")
+        };
+        assert_eq!(
+            items.iter().map(|m| m.method().unwrap()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert!(parse(json!([])).is_err());
     }
 

@@ -1061,6 +1061,13 @@ mod tests {
 
     #[test]
     fn page_limit_is_capped() {
-        assert_eq!(Page { offset: 0, limit: 10_000 }.capped_limit(), Page::MAX_LIMIT);
+        assert_eq!(
+            Page {
+                offset: 0,
+                limit: 10_000
+            }
+            .capped_limit(),
+            Page::MAX_LIMIT
+        );
     }
 }

@@ -27,9 +27,9 @@ use crate::model::{
     ApiKey, AuditLog, ChangeEntry, Granularity, HealthCheck, LogAggregate, LogRecord, McpServer,
     McpServerPatch, McpSession, McpSessionPatch, Namespace, NamespacePatch, NewApiKey, NewAuditLog,
     NewHealthCheck, NewMcpServer, NewMcpSession, NewNamespace, NewOrganization, NewRateLimitRule,
-    NewRefreshToken, NewUser, NewVirtualServer, Organization, OrganizationPatch, Page, Paged,
-    RateLimitRule, RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerFilter, ServerStats,
-    ServerStatsDelta, User, UserPatch, VirtualServer, VirtualServerPatch,
+    NewRefreshToken, NewUser, NewVirtualServer, Organization, OrganizationPatch, Page, Paged, RateLimitRule,
+    RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerFilter, ServerStats, ServerStatsDelta, User,
+    UserPatch, VirtualServer, VirtualServerPatch,
 };
 
 /// Errors of every storage trait. No driver type crosses this boundary.
@@ -144,7 +144,12 @@ pub trait RefreshTokenStore: Send + Sync {
     /// Atomically revokes `old` (recording its replacement) and stores `new` in the same family.
     /// Conflict if `old` was already revoked: that is token reuse, and the caller revokes
     /// the family.
-    async fn rotate(&self, org: OrgId, old: RefreshTokenId, new: NewRefreshToken) -> StoreResult<RefreshToken>;
+    async fn rotate(
+        &self,
+        org: OrgId,
+        old: RefreshTokenId,
+        new: NewRefreshToken,
+    ) -> StoreResult<RefreshToken>;
     /// Revokes one token (idempotent).
     async fn revoke(&self, org: OrgId, id: RefreshTokenId, at: DateTime<Utc>) -> StoreResult<()>;
     /// Revokes every live token of a family; returns how many.
@@ -315,13 +320,23 @@ pub trait RateLimitStore: Send + Sync {
     /// Every enabled rule of every organization: for the in-memory limiter cache.
     async fn list_all_enabled(&self) -> StoreResult<Vec<RateLimitRule>>;
     /// Applies a patch.
-    async fn update(&self, org: OrgId, id: RateLimitId, patch: RateLimitRulePatch) -> StoreResult<RateLimitRule>;
+    async fn update(
+        &self,
+        org: OrgId,
+        id: RateLimitId,
+        patch: RateLimitRulePatch,
+    ) -> StoreResult<RateLimitRule>;
     /// Deletes.
     async fn delete(&self, org: OrgId, id: RateLimitId) -> StoreResult<()>;
     /// Adds counts to usage rows (created when missing).
     async fn add_usage(&self, usage: &[RateLimitUsage]) -> StoreResult<()>;
     /// Usage in `[from, to)`, ordered by window then key.
-    async fn usage(&self, org: OrgId, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<RateLimitUsage>>;
+    async fn usage(
+        &self,
+        org: OrgId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<RateLimitUsage>>;
 }
 
 /// Health-check history and server counters.
@@ -402,6 +417,8 @@ pub struct Stores {
 
 impl std::fmt::Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stores").field("backend", &self.status.backend()).finish_non_exhaustive()
+        f.debug_struct("Stores")
+            .field("backend", &self.status.backend())
+            .finish_non_exhaustive()
     }
 }
