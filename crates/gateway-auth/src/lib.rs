@@ -1,9 +1,41 @@
 //! # gateway-auth
 //!
-//! Will own authentication and authorization for the MCP Gateway (issue 4): bcrypt password
-//! hashing and policy, HS256/RS256/EdDSA access tokens with key rotation, refresh-token
-//! rotation with reuse detection, API keys (stored as SHA-256 hashes, batched `last_used_at`),
-//! app-to-app tokens, external OIDC issuers, role-based access control and the policy engine.
+//! Authentication and authorization primitives of the MCP Gateway, free of any HTTP framework
+//! and database driver (it depends only on `gateway-types`; storage comes in through the
+//! traits of `gateway_types::store`):
 //!
-//! Depends only on `gateway-types`: no HTTP framework, no database driver. Storage comes in
-//! through the traits of `gateway_types::store`.
+//! - [`password`]: bcrypt hashing with a configured cost, the password policy, and timing-safe
+//!   verification for unknown accounts;
+//! - [`secret`]: API keys and refresh tokens — high-entropy, prefixed, stored only as SHA-256;
+//! - [`jwt`]: signed access tokens with pinned algorithms and key rotation;
+//! - [`rbac`]: the role → permission matrix.
+//!
+//! ```
+//! use gateway_auth::jwt::{JwtKeys, TokenIssuer, TokenSubject, TokenType};
+//! use gateway_auth::rbac::{Permission, role_allows};
+//! use gateway_types::model::Role;
+//! use secrecy::SecretString;
+//!
+//! let issuer = TokenIssuer::new(
+//!     JwtKeys::hs256(&SecretString::from("a-long-random-secret-of-32-bytes-or-more")),
+//!     "mcp-gateway", "mcp-gateway", 900,
+//! );
+//! let (token, _) = issuer.issue(TokenSubject {
+//!     subject: "user-1".into(), org: "org-1".into(), role: "viewer".into(),
+//!     typ: TokenType::Access, scope: vec![], ns: None,
+//! }).unwrap();
+//! let claims = issuer.verify(&token).unwrap();
+//! assert_eq!(claims.sub, "user-1");
+//! assert!(!role_allows(Role::Viewer, Permission::ServersWrite));
+//!
+//! let key = gateway_auth::secret::generate_api_key().unwrap();
+//! assert_eq!(key.hash.len(), 64); // store this, show `key.secret` once
+//! ```
+
+pub mod error;
+pub mod jwt;
+pub mod password;
+pub mod rbac;
+pub mod secret;
+
+pub use error::AuthError;
