@@ -253,6 +253,14 @@ pub struct AuthConfig {
     pub refresh_token_ttl_seconds: u64,
     /// bcrypt cost for password hashes (production needs at least 12).
     pub bcrypt_cost: u32,
+    /// Failed logins of one account, within `failure_window_seconds`, before it is locked.
+    pub max_failed_logins: u32,
+    /// Failed logins from one client IP, within `failure_window_seconds`, before it is throttled.
+    pub max_failed_logins_per_ip: u32,
+    /// The window in which failures are counted.
+    pub failure_window_seconds: u64,
+    /// How long a locked account or throttled IP waits.
+    pub lockout_seconds: u64,
 }
 
 impl Default for AuthConfig {
@@ -264,6 +272,10 @@ impl Default for AuthConfig {
             access_token_ttl_seconds: 900,
             refresh_token_ttl_seconds: 2_592_000,
             bcrypt_cost: 12,
+            max_failed_logins: 5,
+            max_failed_logins_per_ip: 20,
+            failure_window_seconds: 900,
+            lockout_seconds: 900,
         }
     }
 }
