@@ -71,6 +71,9 @@ pub struct AccessClaims {
     /// Namespace the token is confined to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ns: Option<String>,
+    /// The login (refresh-token family) a user token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// What the caller decides about a new token; the issuer fills in the rest.
@@ -88,6 +91,8 @@ pub struct TokenSubject {
     pub scope: Vec<String>,
     /// `ns`.
     pub ns: Option<String>,
+    /// `sid`.
+    pub session: Option<String>,
 }
 
 struct Key {
@@ -219,6 +224,7 @@ impl TokenIssuer {
             typ: subject.typ,
             scope: subject.scope,
             ns: subject.ns,
+            sid: subject.session,
         };
         let mut header = Header::new(self.keys.current.alg);
         header.kid = Some(self.keys.current.kid.clone());
@@ -280,6 +286,7 @@ mod tests {
             typ: TokenType::Access,
             scope: vec![],
             ns: None,
+            session: None,
         }
     }
 

@@ -8,7 +8,11 @@
 //!   verification for unknown accounts;
 //! - [`secret`]: API keys and refresh tokens — high-entropy, prefixed, stored only as SHA-256;
 //! - [`jwt`]: signed access tokens with pinned algorithms and key rotation;
-//! - [`rbac`]: the role → permission matrix.
+//! - [`rbac`]: the role → permission matrix, and [`principal::Principal`], the authenticated caller;
+//! - [`throttle`]: login throttling per account and per client IP;
+//! - [`service::AuthService`]: login, refresh-token rotation with reuse detection, logout with
+//!   access-token deny-listing, password change, API keys and A2A tokens, and bearer
+//!   authentication that keeps the database off the request path.
 //!
 //! ```
 //! use gateway_auth::jwt::{JwtKeys, TokenIssuer, TokenSubject, TokenType};
@@ -22,7 +26,7 @@
 //! );
 //! let (token, _) = issuer.issue(TokenSubject {
 //!     subject: "user-1".into(), org: "org-1".into(), role: "viewer".into(),
-//!     typ: TokenType::Access, scope: vec![], ns: None,
+//!     typ: TokenType::Access, scope: vec![], ns: None, session: None,
 //! }).unwrap();
 //! let claims = issuer.verify(&token).unwrap();
 //! assert_eq!(claims.sub, "user-1");
@@ -32,10 +36,14 @@
 //! assert_eq!(key.hash.len(), 64); // store this, show `key.secret` once
 //! ```
 
+pub mod denylist;
 pub mod error;
 pub mod jwt;
 pub mod password;
+pub mod principal;
 pub mod rbac;
 pub mod secret;
+pub mod service;
+pub mod throttle;
 
 pub use error::AuthError;

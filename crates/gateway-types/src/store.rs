@@ -422,3 +422,15 @@ impl std::fmt::Debug for Stores {
             .finish_non_exhaustive()
     }
 }
+
+/// Access tokens revoked before their expiry (logout), by `jti`.
+///
+/// Shared state: with Redis configured every replica sees a logout at once; without it an
+/// in-memory implementation serves a single node. Entries may be forgotten after `expires_at`.
+#[async_trait]
+pub trait TokenDenyList: Send + Sync {
+    /// Deny-lists `jti` until `expires_at`.
+    async fn deny(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
+    /// Whether `jti` is deny-listed.
+    async fn is_denied(&self, jti: &str) -> StoreResult<bool>;
+}
