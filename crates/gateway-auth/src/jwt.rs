@@ -9,10 +9,11 @@
 //! Keys rotate: [`JwtKeys::with_previous`] keeps old keys verifying until their tokens expire
 //! while only the current key signs.
 
-use std::collections::HashMap;
 use std::sync::Once;
 
 use chrono::Utc;
+use gateway_types::config::{AuthConfig, SigningAlgorithm};
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -98,8 +99,11 @@ pub struct TokenSubject {
 struct Key {
     kid: String,
     alg: Algorithm,
-    encoding: EncodingKey,
+    /// `None` for verify-only keys whose private half we do not hold.
+    encoding: Option<EncodingKey>,
     decoding: DecodingKey,
+    /// The public JWK, for asymmetric keys (never for HMAC secrets).
+    public_jwk: Option<Jwk>,
 }
 
 impl Key {
@@ -110,16 +114,36 @@ impl Key {
         Self {
             kid,
             alg: Algorithm::HS256,
-            encoding: EncodingKey::from_secret(bytes),
+            encoding: Some(EncodingKey::from_secret(bytes)),
             decoding: DecodingKey::from_secret(bytes),
+            public_jwk: None,
         }
+    }
+
+    fn from_pem(kid: &str, alg: SigningAlgorithm, pem: &[u8]) -> Result<Self, AuthError> {
+        install_crypto_provider();
+        let crypto = |e: jsonwebtoken::errors::Error| AuthError::Crypto(Box::new(e));
+        let (alg, encoding) = match alg {
+            SigningAlgorithm::Rs256 => (Algorithm::RS256, EncodingKey::from_rsa_pem(pem).map_err(crypto)?),
+            SigningAlgorithm::EdDsa => (Algorithm::EdDSA, EncodingKey::from_ed_pem(pem).map_err(crypto)?),
+        };
+        let mut jwk = Jwk::from_encoding_key(&encoding, alg).map_err(crypto)?;
+        jwk.common.key_id = Some(kid.to_owned());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(crypto)?;
+        Ok(Self {
+            kid: kid.to_owned(),
+            alg,
+            encoding: Some(encoding),
+            decoding,
+            public_jwk: Some(jwk),
+        })
     }
 }
 
 /// The signing key and the keys still accepted for verification.
 pub struct JwtKeys {
     current: Key,
-    by_kid: HashMap<String, usize>,
     previous: Vec<Key>,
 }
 
@@ -141,20 +165,83 @@ impl JwtKeys {
     pub fn hs256(secret: &SecretString) -> Self {
         Self {
             current: Key::hs256(secret),
-            by_kid: HashMap::new(),
             previous: Vec::new(),
         }
+    }
+
+    /// An asymmetric signing key from a PKCS#8 PEM private key.
+    ///
+    /// # Errors
+    /// The PEM does not hold a key of that algorithm.
+    pub fn from_pem(kid: &str, alg: SigningAlgorithm, pem: &[u8]) -> Result<Self, AuthError> {
+        Ok(Self {
+            current: Key::from_pem(kid, alg, pem)?,
+            previous: Vec::new(),
+        })
+    }
+
+    /// The keys configured in `auth`: the first of `signing_keys` signs when there are any,
+    /// otherwise `jwt_secret` (HS256). Every other configured key and secret still verifies.
+    ///
+    /// # Errors
+    /// An unreadable or invalid key file, named by its kid (the file's content is never shown).
+    pub fn from_config(cfg: &AuthConfig) -> Result<Self, KeyFileError> {
+        let mut asymmetric = Vec::new();
+        for k in &cfg.signing_keys {
+            let pem = std::fs::read(&k.private_key_file).map_err(|source| KeyFileError {
+                kid: k.kid.clone(),
+                source: Box::new(source),
+            })?;
+            let key = Key::from_pem(&k.kid, k.algorithm, &pem).map_err(|source| KeyFileError {
+                kid: k.kid.clone(),
+                source: Box::new(source),
+            })?;
+            asymmetric.push(key);
+        }
+        let mut keys = if asymmetric.is_empty() {
+            Self::hs256(&cfg.jwt_secret)
+        } else {
+            let current = asymmetric.remove(0);
+            let mut keys = Self {
+                current,
+                previous: asymmetric,
+            };
+            keys = keys.with_previous(&cfg.jwt_secret);
+            keys
+        };
+        for secret in &cfg.previous_jwt_secrets {
+            keys = keys.with_previous(secret);
+        }
+        Ok(keys)
     }
 
     /// Keeps `secret` verifying (but not signing) after a rotation.
     #[must_use]
     pub fn with_previous(mut self, secret: &SecretString) -> Self {
-        let key = Key::hs256(secret);
-        if key.kid != self.current.kid && !self.by_kid.contains_key(&key.kid) {
-            self.by_kid.insert(key.kid.clone(), self.previous.len());
+        let mut key = Key::hs256(secret);
+        key.encoding = None;
+        if self.find(&key.kid).is_none() {
             self.previous.push(key);
         }
         self
+    }
+
+    /// Keeps another asymmetric key verifying (but not signing).
+    ///
+    /// # Errors
+    /// The PEM does not hold a key of that algorithm.
+    pub fn with_previous_pem(
+        mut self,
+        kid: &str,
+        alg: SigningAlgorithm,
+        pem: &[u8],
+    ) -> Result<Self, AuthError> {
+        let mut key = Key::from_pem(kid, alg, pem)?;
+        key.encoding = None;
+        if self.find(kid).is_none() {
+            self.previous.push(key);
+        }
+        Ok(self)
     }
 
     /// The id of the signing key.
@@ -163,13 +250,33 @@ impl JwtKeys {
         &self.current.kid
     }
 
-    fn find(&self, kid: &str) -> Option<&Key> {
-        if kid == self.current.kid {
-            Some(&self.current)
-        } else {
-            self.by_kid.get(kid).and_then(|i| self.previous.get(*i))
+    /// The public keys as a JWK Set (`/.well-known/jwks.json`); HMAC secrets are never included.
+    #[must_use]
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: std::iter::once(&self.current)
+                .chain(&self.previous)
+                .filter_map(|k| k.public_jwk.clone())
+                .collect(),
         }
     }
+
+    fn find(&self, kid: &str) -> Option<&Key> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.kid == kid)
+    }
+}
+
+/// A signing key file that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("signing key {kid:?} could not be loaded")]
+pub struct KeyFileError {
+    /// The key's id.
+    pub kid: String,
+    /// Why.
+    #[source]
+    pub source: gateway_types::error::BoxError,
 }
 
 /// Issues and verifies access tokens.
@@ -199,6 +306,12 @@ impl TokenIssuer {
         }
     }
 
+    /// The keys.
+    #[must_use]
+    pub fn keys(&self) -> &JwtKeys {
+        &self.keys
+    }
+
     /// Lifetime of issued tokens.
     #[must_use]
     pub fn ttl_seconds(&self) -> i64 {
@@ -226,10 +339,11 @@ impl TokenIssuer {
             ns: subject.ns,
             sid: subject.session,
         };
-        let mut header = Header::new(self.keys.current.alg);
-        header.kid = Some(self.keys.current.kid.clone());
-        let token = encode(&header, &claims, &self.keys.current.encoding)
-            .map_err(|e| AuthError::Crypto(Box::new(e)))?;
+        let current = &self.keys.current;
+        let mut header = Header::new(current.alg);
+        header.kid = Some(current.kid.clone());
+        let encoding = current.encoding.as_ref().ok_or(AuthError::InvalidToken)?;
+        let token = encode(&header, &claims, encoding).map_err(|e| AuthError::Crypto(Box::new(e)))?;
         Ok((token, claims))
     }
 
@@ -417,6 +531,88 @@ mod tests {
         for junk in ["", "a.b.c", "not-a-token", "....."] {
             assert!(iss.verify(junk).is_err(), "{junk}");
         }
+    }
+
+    const RSA_PEM: &[u8] = include_bytes!("../testdata/test-only-rsa.pem");
+    const ED_PEM: &[u8] = include_bytes!("../testdata/test-only-ed25519.pem");
+
+    #[test]
+    fn asymmetric_keys_sign_verify_and_publish_only_public_halves() {
+        for (alg, pem, name) in [
+            (SigningAlgorithm::Rs256, RSA_PEM, "RS256"),
+            (SigningAlgorithm::EdDsa, ED_PEM, "EdDSA"),
+        ] {
+            let iss = issuer(
+                JwtKeys::from_pem("k1", alg, pem)
+                    .unwrap()
+                    .with_previous(&secret(&"h".repeat(40))),
+            );
+            let (token, _) = iss.issue(subject()).unwrap();
+            let header = decode_header(&token).unwrap();
+            assert_eq!(format!("{:?}", header.alg), name);
+            assert!(iss.verify(&token).is_ok());
+            let jwks = serde_json::to_value(iss.keys().jwks()).unwrap();
+            let keys = jwks["keys"].as_array().unwrap();
+            assert_eq!(keys.len(), 1, "HMAC secrets are never published: {jwks}");
+            assert_eq!(keys[0]["kid"], "k1");
+            for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+                assert!(keys[0].get(private).is_none(), "{private} leaked in {jwks}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_signed_with_hs256_using_the_public_key_is_rejected() {
+        // Classic RS/HS confusion: the attacker HMACs with the published public key.
+        let iss = issuer(JwtKeys::from_pem("k1", SigningAlgorithm::Rs256, RSA_PEM).unwrap());
+        let jwks = serde_json::to_value(iss.keys().jwks()).unwrap();
+        let public_n = jwks["keys"][0]["n"].as_str().unwrap().to_owned();
+        let now = Utc::now().timestamp();
+        for key_material in [public_n.as_str(), std::str::from_utf8(RSA_PEM).unwrap()] {
+            let t = forge(key_material, json!({"alg":"HS256","kid":"k1"}), valid_claims(now));
+            assert!(matches!(iss.verify(&t), Err(AuthError::InvalidToken)));
+        }
+    }
+
+    #[test]
+    fn asymmetric_rotation() {
+        let old = issuer(JwtKeys::from_pem("old", SigningAlgorithm::Rs256, RSA_PEM).unwrap());
+        let (old_token, _) = old.issue(subject()).unwrap();
+        let new = issuer(
+            JwtKeys::from_pem("new", SigningAlgorithm::EdDsa, ED_PEM)
+                .unwrap()
+                .with_previous_pem("old", SigningAlgorithm::Rs256, RSA_PEM)
+                .unwrap(),
+        );
+        assert!(new.verify(&old_token).is_ok());
+        let (new_token, _) = new.issue(subject()).unwrap();
+        assert_eq!(decode_header(&new_token).unwrap().kid.as_deref(), Some("new"));
+        let kids: Vec<_> = new
+            .keys()
+            .jwks()
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect();
+        assert_eq!(kids, ["new", "old"]);
+        assert!(
+            JwtKeys::from_pem("bad", SigningAlgorithm::EdDsa, RSA_PEM).is_err(),
+            "wrong algorithm for the key"
+        );
+    }
+
+    #[test]
+    fn from_config_reports_bad_files_by_kid() {
+        let mut cfg = AuthConfig::default();
+        cfg.signing_keys = vec![gateway_types::config::SigningKeyConfig {
+            kid: "k9".into(),
+            algorithm: SigningAlgorithm::Rs256,
+            private_key_file: "/no/such/key.pem".into(),
+        }];
+        let err = JwtKeys::from_config(&cfg).unwrap_err();
+        assert_eq!(err.kid, "k9");
+        let keys = JwtKeys::from_config(&AuthConfig::default()).unwrap();
+        assert!(keys.current_kid().starts_with("hs-"));
     }
 
     #[test]

@@ -308,6 +308,8 @@ mod tests {
             "pool_size:",
             "timeout_ms:",
             "jwt_secret:",
+            "previous_jwt_secrets:",
+            "signing_keys:",
             "jwt_issuer:",
             "jwt_audience:",
             "access_token_ttl_seconds:",

@@ -243,6 +243,11 @@ impl Default for RedisConfig {
 pub struct AuthConfig {
     /// HS256 signing secret for access tokens.
     pub jwt_secret: SecretString,
+    /// Earlier HS256 secrets, still accepted for verification after a rotation.
+    pub previous_jwt_secrets: Vec<SecretString>,
+    /// Asymmetric signing keys; when set, the first signs and all verify and are published
+    /// at `/.well-known/jwks.json`. Empty means HS256 with `jwt_secret`.
+    pub signing_keys: Vec<SigningKeyConfig>,
     /// `iss` of issued tokens.
     pub jwt_issuer: String,
     /// `aud` of issued tokens.
@@ -267,6 +272,8 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             jwt_secret: SecretString::from(DEFAULT_JWT_SECRET),
+            previous_jwt_secrets: Vec::new(),
+            signing_keys: Vec::new(),
             jwt_issuer: "mcp-gateway".into(),
             jwt_audience: "mcp-gateway".into(),
             access_token_ttl_seconds: 900,
@@ -278,6 +285,29 @@ impl Default for AuthConfig {
             lockout_seconds: 900,
         }
     }
+}
+
+/// An asymmetric JWT signing key.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyConfig {
+    /// Key id published in the JWKS and put in token headers.
+    pub kid: String,
+    /// `RS256` or `EdDSA`.
+    pub algorithm: SigningAlgorithm,
+    /// PEM file with the PKCS#8 private key.
+    pub private_key_file: std::path::PathBuf,
+}
+
+/// Algorithms for asymmetric signing keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    #[serde(rename = "RS256")]
+    Rs256,
+    /// Ed25519.
+    #[serde(rename = "EdDSA")]
+    EdDsa,
 }
 
 /// Log output settings.
