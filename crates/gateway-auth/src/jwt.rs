@@ -603,12 +603,14 @@ mod tests {
 
     #[test]
     fn from_config_reports_bad_files_by_kid() {
-        let mut cfg = AuthConfig::default();
-        cfg.signing_keys = vec![gateway_types::config::SigningKeyConfig {
-            kid: "k9".into(),
-            algorithm: SigningAlgorithm::Rs256,
-            private_key_file: "/no/such/key.pem".into(),
-        }];
+        let cfg = AuthConfig {
+            signing_keys: vec![gateway_types::config::SigningKeyConfig {
+                kid: "k9".into(),
+                algorithm: SigningAlgorithm::Rs256,
+                private_key_file: "/no/such/key.pem".into(),
+            }],
+            ..AuthConfig::default()
+        };
         let err = JwtKeys::from_config(&cfg).unwrap_err();
         assert_eq!(err.kid, "k9");
         let keys = JwtKeys::from_config(&AuthConfig::default()).unwrap();
