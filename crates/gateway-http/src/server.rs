@@ -1,0 +1,106 @@
+//! Building the actix-web application and serving it.
+
+use std::io;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, HttpServer, web};
+
+use crate::error::{json_config, path_config, payload_config, query_config};
+use crate::metrics::run_upkeep;
+use crate::middleware::{Edge, EdgePolicy};
+use crate::routes;
+use crate::state::AppState;
+
+/// The application as one actix worker runs it: state, extractor limits and error handlers,
+/// routes, the JSON 404, and the edge middleware around everything.
+pub(crate) fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let policy = EdgePolicy::from_config(&state.config);
+    let limit = state.config.server.max_body_bytes;
+    App::new()
+        .app_data(web::Data::new(state))
+        .configure(|cfg| extractor_configs(cfg, limit))
+        .configure(routes::configure)
+        .default_service(web::to(routes::not_found))
+        .wrap(Edge::new(policy))
+}
+
+/// Body limits and JSON error envelopes for every extractor.
+pub(crate) fn extractor_configs(cfg: &mut web::ServiceConfig, limit: usize) {
+    cfg.app_data(json_config(limit))
+        .app_data(query_config())
+        .app_data(path_config())
+        .app_data(payload_config(limit));
+}
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then stops gracefully: the
+/// listener closes at once, in-flight requests get `server.shutdown_timeout_seconds` to finish.
+///
+/// Call it from the binary's shared multi-threaded runtime: the metrics upkeep is spawned
+/// there and lives as long as this call. HTTP requests run on actix's own worker threads
+/// (`server.workers`, 0 = one per core). OS signals are not handled here; pass
+/// [`crate::shutdown::signal`] (or any future) as `shutdown`.
+///
+/// # Errors
+/// The listener cannot be used, or a worker fails to start.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let server_cfg = state.config.server.clone();
+    let workers = match server_cfg.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let keep_alive = match server_cfg.keep_alive_seconds {
+        0 => None,
+        s => Some(Duration::from_secs(s)),
+    };
+    let upkeep = state
+        .metrics
+        .clone()
+        .map(|handle| tokio::spawn(run_upkeep(handle)));
+
+    let factory_state = state.clone();
+    let server = HttpServer::new(move || app(factory_state.clone()))
+        .workers(workers)
+        .keep_alive(keep_alive)
+        .client_request_timeout(Duration::from_secs(server_cfg.client_request_timeout_seconds))
+        .shutdown_timeout(server_cfg.shutdown_timeout_seconds)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+    let handle = server.handle();
+
+    let mut server = std::pin::pin!(server);
+    let shutdown = std::pin::pin!(shutdown);
+    let result = tokio::select! {
+        result = &mut server => result,
+        () = shutdown => {
+            tracing::info!(
+                shutdown_timeout_seconds = server_cfg.shutdown_timeout_seconds,
+                "shutting down: no new connections, draining in-flight requests"
+            );
+            // The stop command is executed by the server future: poll both.
+            let ((), result) = tokio::join!(handle.stop(true), server);
+            result
+        }
+    };
+    if let Some(task) = upkeep {
+        task.abort();
+    }
+    result
+}
