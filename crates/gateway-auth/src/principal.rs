@@ -1,5 +1,7 @@
 //! Who is calling: the result of authentication, consulted by every authorization decision.
 
+use std::collections::BTreeMap;
+
 use gateway_types::ids::{ApiKeyId, NamespaceId, OrgId, UserId};
 use gateway_types::model::Role;
 use serde::Serialize;
@@ -29,6 +31,13 @@ pub enum Subject {
         /// The a2a key.
         key_id: ApiKeyId,
     },
+    /// A bearer token from a configured external identity provider (OIDC).
+    External {
+        /// The token's `iss`.
+        issuer: String,
+        /// The token's `sub`.
+        subject: String,
+    },
 }
 
 /// An authenticated caller.
@@ -47,6 +56,10 @@ pub struct Principal {
     /// `jti` and expiry of the access token, when a token was presented (for logout).
     #[serde(skip)]
     pub token: Option<(String, i64)>,
+    /// String-valued claims of an external identity provider's token (arrays flattened), for
+    /// policy rules on claims. Empty for the gateway's own credentials.
+    #[serde(skip)]
+    pub claims: BTreeMap<String, Vec<String>>,
 }
 
 impl Principal {
@@ -62,7 +75,7 @@ impl Principal {
     pub fn user_id(&self) -> Option<UserId> {
         match &self.subject {
             Subject::User { user_id, .. } | Subject::ApiKey { user_id, .. } => Some(*user_id),
-            Subject::App { .. } => None,
+            Subject::App { .. } | Subject::External { .. } => None,
         }
     }
 
@@ -73,6 +86,7 @@ impl Principal {
             Subject::User { user_id, .. } => ("user", user_id.to_string()),
             Subject::ApiKey { key_id, .. } => ("api_key", key_id.to_string()),
             Subject::App { key_id } => ("app", key_id.to_string()),
+            Subject::External { issuer, subject } => ("external", format!("{issuer}#{subject}")),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! drop the cache entry at once, and other replicas see them within the TTL. `last_used_at`
 //! is collected in memory and written in batches by [`AuthService::flush_key_usage`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -605,6 +605,7 @@ fn principal_for_key(cached: &CachedKey) -> Result<Principal, AuthError> {
             Some(scope)
         },
         token: None,
+        claims: BTreeMap::new(),
     })
 }
 
@@ -641,5 +642,6 @@ fn principal_for_claims(claims: AccessClaims) -> Result<Principal, AuthError> {
         namespace,
         scope,
         token: Some((claims.jti, claims.exp)),
+        claims: BTreeMap::new(),
     })
 }
