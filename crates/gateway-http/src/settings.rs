@@ -310,6 +310,8 @@ mod tests {
             "jwt_secret:",
             "previous_jwt_secrets:",
             "signing_keys:",
+            "oidc_issuers:",
+            "public_url:",
             "jwt_issuer:",
             "jwt_audience:",
             "access_token_ttl_seconds:",

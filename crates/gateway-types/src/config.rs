@@ -248,6 +248,11 @@ pub struct AuthConfig {
     /// Asymmetric signing keys; when set, the first signs and all verify and are published
     /// at `/.well-known/jwks.json`. Empty means HS256 with `jwt_secret`.
     pub signing_keys: Vec<SigningKeyConfig>,
+    /// External identity providers whose bearer tokens are accepted (MCP authorization spec).
+    pub oidc_issuers: Vec<OidcIssuerConfig>,
+    /// The gateway's public base URL (`https://mcp.example.com`), used as the protected
+    /// resource in `/.well-known/oauth-protected-resource`. Unset = derived from the request.
+    pub public_url: Option<String>,
     /// `iss` of issued tokens.
     pub jwt_issuer: String,
     /// `aud` of issued tokens.
@@ -274,6 +279,8 @@ impl Default for AuthConfig {
             jwt_secret: SecretString::from(DEFAULT_JWT_SECRET),
             previous_jwt_secrets: Vec::new(),
             signing_keys: Vec::new(),
+            oidc_issuers: Vec::new(),
+            public_url: None,
             jwt_issuer: "mcp-gateway".into(),
             jwt_audience: "mcp-gateway".into(),
             access_token_ttl_seconds: 900,
@@ -297,6 +304,36 @@ pub struct SigningKeyConfig {
     pub algorithm: SigningAlgorithm,
     /// PEM file with the PKCS#8 private key.
     pub private_key_file: std::path::PathBuf,
+}
+
+/// An external OpenID Connect issuer whose access tokens the gateway accepts.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuerConfig {
+    /// The exact `iss` of its tokens (`https://login.example.com/realms/acme`).
+    pub issuer: String,
+    /// The `aud` its tokens must carry for this gateway.
+    pub audience: String,
+    /// Where its signing keys are; unset = discovered from
+    /// `<issuer>/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Organization slug every token of this issuer belongs to …
+    #[serde(default)]
+    pub organization: Option<String>,
+    /// … or the claim holding the organization slug.
+    #[serde(default)]
+    pub organization_claim: Option<String>,
+    /// Claim holding role names (a string or an array of strings).
+    #[serde(default)]
+    pub role_claim: Option<String>,
+    /// Claim value → gateway role (`admin`, `user`, `viewer`, `api_user`); the most
+    /// privileged match wins.
+    #[serde(default)]
+    pub role_map: std::collections::BTreeMap<String, String>,
+    /// Role when no mapping matches; unset = such tokens are refused.
+    #[serde(default)]
+    pub default_role: Option<String>,
 }
 
 /// Algorithms for asymmetric signing keys.
@@ -561,6 +598,18 @@ impl GatewayConfig {
     }
 }
 
+const ROLE_NAMES: &[&str] = &["admin", "user", "viewer", "api_user"];
+const ROLE_HINT: &str = "must be one of admin, user, viewer, api_user";
+
+/// https, or http to a loopback host (development and tests).
+fn secure_url(raw: &str) -> bool {
+    url::Url::parse(raw).is_ok_and(|u| match u.scheme() {
+        "https" => u.host_str().is_some(),
+        "http" => matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+        _ => false,
+    })
+}
+
 fn valid_origin(origin: &str) -> bool {
     if origin == "*" {
         return true;
@@ -625,6 +674,42 @@ mod tests {
             assert!(got.iter().any(|k| k == want), "missing {want} in {got:?}");
         }
         assert!(!got.iter().any(|k| k == "server.cors.allowed_origins[0]"));
+    }
+
+    #[test]
+    fn oidc_issuers_are_checked() {
+        let mut cfg = GatewayConfig::default();
+        cfg.auth.oidc_issuers = vec![OidcIssuerConfig {
+            issuer: "http://idp.example.com".into(),
+            audience: String::new(),
+            jwks_url: None,
+            organization: Some("default".into()),
+            organization_claim: Some("org".into()),
+            role_claim: None,
+            role_map: [("g".to_owned(), "root".to_owned())].into(),
+            default_role: None,
+        }];
+        let got = keys(&cfg);
+        for want in [
+            "auth.oidc_issuers[0].issuer",
+            "auth.oidc_issuers[0].audience",
+            "auth.oidc_issuers[0].organization",
+            "auth.oidc_issuers[0].role_map.g",
+            "auth.oidc_issuers[0].default_role",
+        ] {
+            assert!(got.iter().any(|k| k == want), "missing {want} in {got:?}");
+        }
+        cfg.auth.oidc_issuers[0] = OidcIssuerConfig {
+            issuer: "https://idp.example.com/realms/a".into(),
+            audience: "mcp-gateway".into(),
+            jwks_url: Some("http://127.0.0.1:9/jwks".into()),
+            organization: None,
+            organization_claim: Some("org".into()),
+            role_claim: Some("groups".into()),
+            role_map: [("admins".to_owned(), "admin".to_owned())].into(),
+            default_role: None,
+        };
+        assert_eq!(keys(&cfg), Vec::<String>::new());
     }
 
     #[test]
