@@ -563,6 +563,77 @@ impl GatewayConfig {
         } else {
             check(!secret.is_empty(), "auth.jwt_secret", "must not be empty");
         }
+        for (i, key) in a.signing_keys.iter().enumerate() {
+            let ok = !key.kid.is_empty()
+                && key.kid.len() <= 64
+                && key
+                    .kid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            check(
+                ok,
+                &format!("auth.signing_keys[{i}].kid"),
+                "must be 1-64 characters of [A-Za-z0-9-_.]",
+            );
+        }
+        check(
+            a.signing_keys
+                .iter()
+                .map(|k| &k.kid)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == a.signing_keys.len(),
+            "auth.signing_keys",
+            "kids must be unique",
+        );
+        for (i, idp) in a.oidc_issuers.iter().enumerate() {
+            let key = |field: &str| format!("auth.oidc_issuers[{i}].{field}");
+            check(
+                secure_url(&idp.issuer),
+                &key("issuer"),
+                "must be an https URL (http only for localhost)",
+            );
+            check(!idp.audience.is_empty(), &key("audience"), "must not be empty");
+            if let Some(url) = &idp.jwks_url {
+                check(
+                    secure_url(url),
+                    &key("jwks_url"),
+                    "must be an https URL (http only for localhost)",
+                );
+            }
+            check(
+                idp.organization.is_some() != idp.organization_claim.is_some(),
+                &key("organization"),
+                "set exactly one of organization and organization_claim",
+            );
+            for (claim, role) in &idp.role_map {
+                check(
+                    ROLE_NAMES.contains(&role.as_str()),
+                    &key(&format!("role_map.{claim}")),
+                    ROLE_HINT,
+                );
+            }
+            if let Some(role) = &idp.default_role {
+                check(
+                    ROLE_NAMES.contains(&role.as_str()),
+                    &key("default_role"),
+                    ROLE_HINT,
+                );
+            }
+            check(
+                idp.default_role.is_some() || (idp.role_claim.is_some() && !idp.role_map.is_empty()),
+                &key("default_role"),
+                "needed unless role_claim and role_map are set",
+            );
+        }
+        if let Some(url) = &a.public_url {
+            check(
+                url::Url::parse(url)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some()),
+                "auth.public_url",
+                "must be an http(s) URL like https://mcp.example.com",
+            );
+        }
         check(
             (4..=31).contains(&a.bcrypt_cost),
             "auth.bcrypt_cost",
@@ -709,6 +780,22 @@ mod tests {
             role_map: [("admins".to_owned(), "admin".to_owned())].into(),
             default_role: None,
         };
+        assert_eq!(keys(&cfg), Vec::<String>::new());
+    }
+
+    #[test]
+    fn signing_key_ids_are_checked() {
+        let key = |kid: &str| SigningKeyConfig {
+            kid: kid.into(),
+            algorithm: SigningAlgorithm::EdDsa,
+            private_key_file: "/k.pem".into(),
+        };
+        let mut cfg = GatewayConfig::default();
+        cfg.auth.signing_keys = vec![key("a"), key("a"), key("bad kid!")];
+        let got = keys(&cfg);
+        assert!(got.contains(&"auth.signing_keys".to_string()), "{got:?}");
+        assert!(got.contains(&"auth.signing_keys[2].kid".to_string()), "{got:?}");
+        cfg.auth.signing_keys = vec![key("2026-11"), key("2026-05")];
         assert_eq!(keys(&cfg), Vec::<String>::new());
     }
 
