@@ -39,6 +39,9 @@ pub enum AuthError {
     /// A new password does not meet the policy.
     #[error("password {0}")]
     WeakPassword(&'static str),
+    /// An external identity provider's keys could not be fetched.
+    #[error("identity provider unavailable")]
+    ProviderUnavailable(#[source] BoxError),
     /// Storage failed.
     #[error("store failure")]
     Store(#[from] StoreError),
@@ -65,6 +68,11 @@ impl From<AuthError> for GatewayError {
             ),
             AuthError::Forbidden => Self::from_code(ErrorCode::Forbidden),
             AuthError::WeakPassword(rule) => Self::new(ErrorCode::Validation, format!("password {rule}")),
+            e @ AuthError::ProviderUnavailable(_) => Self::new(
+                ErrorCode::Unavailable,
+                "the identity provider cannot be reached to verify this token",
+            )
+            .with_source(e),
             AuthError::Store(e) => e.into(),
             e @ AuthError::Crypto(_) => Self::internal(e),
         }

@@ -306,6 +306,12 @@ impl TokenIssuer {
         }
     }
 
+    /// The `iss` of issued tokens.
+    #[must_use]
+    pub fn issuer_name(&self) -> &str {
+        &self.issuer
+    }
+
     /// The keys.
     #[must_use]
     pub fn keys(&self) -> &JwtKeys {

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::error::AuthError;
 use crate::jwt::{AccessClaims, TokenIssuer, TokenSubject, TokenType};
+use crate::oidc::{self, OidcVerifier};
 use crate::password;
 use crate::principal::{Principal, Subject};
 use crate::rbac::Permission;
@@ -105,6 +106,7 @@ pub struct AuthService {
     refresh_ttl: chrono::Duration,
     key_cache: Mutex<HashMap<String, CachedKey>>,
     key_usage: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
+    oidc: Option<OidcVerifier>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -146,7 +148,21 @@ impl AuthService {
             ),
             key_cache: Mutex::new(HashMap::new()),
             key_usage: Mutex::new(HashMap::new()),
+            oidc: None,
         }
+    }
+
+    /// Also accepts bearer tokens of external identity providers.
+    #[must_use]
+    pub fn with_oidc(mut self, verifier: OidcVerifier) -> Self {
+        self.oidc = Some(verifier);
+        self
+    }
+
+    /// The external identity providers, if configured.
+    #[must_use]
+    pub fn oidc(&self) -> Option<&OidcVerifier> {
+        self.oidc.as_ref()
     }
 
     /// The token issuer (for JWKS and tests).
@@ -491,6 +507,19 @@ impl AuthService {
             let cached = self.resolve_key(credential).await?;
             self.note_key_use(cached.key.id);
             return principal_for_key(&cached);
+        }
+        if let Some(oidc) = &self.oidc
+            && let Some(iss) = oidc::peek_issuer(credential)
+            && iss != self.issuer.issuer_name()
+            && oidc.knows_issuer(&iss)
+        {
+            let principal = oidc.verify(credential).await?;
+            if let Some((jti, _)) = &principal.token
+                && self.stores.denylist.is_denied(jti).await?
+            {
+                return Err(AuthError::Revoked);
+            }
+            return Ok(principal);
         }
         let claims = self.issuer.verify(credential)?;
         if self.stores.denylist.is_denied(&claims.jti).await? {
