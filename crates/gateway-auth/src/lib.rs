@@ -8,6 +8,7 @@
 //!   verification for unknown accounts;
 //! - [`secret`]: API keys and refresh tokens — high-entropy, prefixed, stored only as SHA-256;
 //! - [`jwt`]: signed access tokens with pinned algorithms and key rotation;
+//! - [`oidc`]: bearer tokens of external OpenID Connect providers, verified against their JWKS;
 //! - [`rbac`]: the role → permission matrix, and [`principal::Principal`], the authenticated caller;
 //! - [`throttle`]: login throttling per account and per client IP;
 //! - [`service::AuthService`]: login, refresh-token rotation with reuse detection, logout with
@@ -39,6 +40,7 @@
 pub mod denylist;
 pub mod error;
 pub mod jwt;
+pub mod oidc;
 pub mod password;
 pub mod principal;
 pub mod rbac;
