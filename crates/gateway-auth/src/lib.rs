@@ -37,6 +37,7 @@
 //! assert_eq!(key.hash.len(), 64); // store this, show `key.secret` once
 //! ```
 
+pub mod bootstrap;
 pub mod denylist;
 pub mod error;
 pub mod jwt;
