@@ -10,6 +10,8 @@
 //! - [`jwt`]: signed access tokens with pinned algorithms and key rotation;
 //! - [`oidc`]: bearer tokens of external OpenID Connect providers, verified against their JWKS;
 //! - [`rbac`]: the role → permission matrix, and [`principal::Principal`], the authenticated caller;
+//! - [`policy`]: organization-level allow/deny policies over subject × resource × action, evaluated
+//!   from an in-memory snapshot; one function decides both listing and use;
 //! - [`throttle`]: login throttling per account and per client IP;
 //! - [`service::AuthService`]: login, refresh-token rotation with reuse detection, logout with
 //!   access-token deny-listing, password change, API keys and A2A tokens, and bearer
@@ -43,6 +45,7 @@ pub mod error;
 pub mod jwt;
 pub mod oidc;
 pub mod password;
+pub mod policy;
 pub mod principal;
 pub mod rbac;
 pub mod secret;
