@@ -8,6 +8,7 @@
 //! | `namespaces:write`    |  ✓    |      |        |          |
 //! | `mcp:use`             |  ✓    |  ✓   |        |    ✓     |
 //! | `keys:own`            |  ✓    |  ✓   |   ✓    |          |
+//! | `keys:manage`         |  ✓    |      |        |          |
 //! | `users:read`          |  ✓    |      |        |          |
 //! | `users:write`         |  ✓    |      |        |          |
 //! | `policies:read`       |  ✓    |  ✓   |   ✓    |          |
@@ -18,6 +19,9 @@
 //! | `audit:read`          |  ✓    |      |        |          |
 //! | `virtual_servers:write` | ✓   |  ✓   |        |          |
 //! | `admin:broadcast`     |  ✓    |      |        |          |
+//!
+//! `keys:own` manages one's own user API keys; `keys:manage` every key of the organization,
+//! including app-to-app keys.
 //!
 //! API keys carry a subset of their owner's permissions: a key never grants more than its
 //! owner's role allows.
@@ -59,6 +63,7 @@ permissions! {
     NamespacesWrite = "namespaces:write",
     McpUse = "mcp:use",
     KeysOwn = "keys:own",
+    KeysManage = "keys:manage",
     UsersRead = "users:read",
     UsersWrite = "users:write",
     PoliciesRead = "policies:read",
