@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod authn;
 pub mod error;
 pub mod metrics;
 mod middleware;

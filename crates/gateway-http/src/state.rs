@@ -3,8 +3,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use gateway_auth::denylist::MemoryDenyList;
+use gateway_auth::jwt::{JwtKeys, KeyFileError, TokenIssuer};
+use gateway_auth::oidc::{HttpJwksFetcher, OidcVerifier, StoreOrgResolver};
+use gateway_auth::service::{AuthService, AuthStores};
 use gateway_types::config::GatewayConfig;
-use gateway_types::store::Stores;
+use gateway_types::store::{Stores, TokenDenyList};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::metrics::{self, MetricsError};
@@ -18,6 +22,12 @@ pub enum StateError {
     /// The Prometheus recorder could not be installed.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// A configured JWT signing key could not be loaded.
+    #[error(transparent)]
+    SigningKey(#[from] KeyFileError),
+    /// The HTTP client for external identity providers could not be built.
+    #[error("cannot set up the identity-provider client")]
+    Oidc(#[source] gateway_auth::AuthError),
 }
 
 /// The application state, shared by all actix workers. Cheap to clone.
@@ -35,6 +45,8 @@ pub struct AppState {
     /// single-threaded runtimes, and a task spawned there dies with its worker: anything that
     /// must outlive a request, or that opens connections a pool keeps, runs here.
     pub runtime: tokio::runtime::Handle,
+    /// Authentication: tokens, keys, logins.
+    pub auth: Arc<AuthService>,
 }
 
 impl AppState {
@@ -50,7 +62,9 @@ impl AppState {
         } else {
             None
         };
+        let auth = Arc::new(build_auth(&config, &stores)?);
         Ok(Self {
+            auth,
             config,
             stores,
             started_at: Instant::now(),
@@ -58,4 +72,34 @@ impl AppState {
             runtime,
         })
     }
+}
+
+/// The authentication service over the stores. The access-token deny-list is in memory (one
+/// node); a Redis-backed one for several replicas comes with the shared-state work.
+fn build_auth(config: &GatewayConfig, stores: &Stores) -> Result<AuthService, StateError> {
+    let a = &config.auth;
+    let issuer = TokenIssuer::new(
+        JwtKeys::from_config(a)?,
+        a.jwt_issuer.clone(),
+        a.jwt_audience.clone(),
+        a.access_token_ttl_seconds,
+    );
+    let denylist: Arc<dyn TokenDenyList> = Arc::new(MemoryDenyList::new());
+    let auth_stores = AuthStores {
+        users: stores.users.clone(),
+        api_keys: stores.api_keys.clone(),
+        refresh_tokens: stores.refresh_tokens.clone(),
+        denylist,
+    };
+    let mut service = AuthService::new(auth_stores, issuer, a);
+    if !a.oidc_issuers.is_empty() {
+        let fetcher = HttpJwksFetcher::new().map_err(StateError::Oidc)?;
+        let orgs = StoreOrgResolver::new(stores.organizations.clone());
+        service = service.with_oidc(OidcVerifier::new(
+            &a.oidc_issuers,
+            Arc::new(fetcher),
+            Arc::new(orgs),
+        ));
+    }
+    Ok(service)
 }

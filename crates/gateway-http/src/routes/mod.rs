@@ -1,8 +1,10 @@
 //! Route table. Every route is registered here, with the methods it accepts; any other method
 //! on a known path is a 405 with `Allow`, any unknown path a 404, both as JSON envelopes.
 
+mod auth;
 mod health;
 mod metrics;
+mod users;
 
 use actix_web::dev::Handler;
 use actix_web::http::header;
@@ -16,7 +18,67 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get_only("/", root))
         .service(get_only("/health", health::readiness))
         .service(get_only("/health/live", health::liveness))
-        .service(get_only("/metrics", metrics::render));
+        .service(get_only("/metrics", metrics::render))
+        .service(post_only("/auth/login", auth::login))
+        .service(post_only("/auth/refresh", auth::refresh))
+        .service(post_only("/auth/logout", auth::logout))
+        .service(
+            web::resource("/auth/profile")
+                .route(web::get().to(auth::profile))
+                .route(web::put().to(auth::update_profile))
+                .default_service(not_allowed("GET, PUT")),
+        )
+        .service(
+            web::resource("/auth/api-keys")
+                .route(web::get().to(auth::list_keys))
+                .route(web::post().to(auth::create_key))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/auth/api-keys/{id}")
+                .route(web::delete().to(auth::revoke_key))
+                .default_service(not_allowed("DELETE")),
+        )
+        .service(post_only("/auth/a2a/token", auth::a2a_token))
+        .service(get_only("/.well-known/jwks.json", auth::jwks))
+        .service(get_only(
+            "/.well-known/oauth-protected-resource",
+            auth::protected_resource,
+        ))
+        .service(get_only(
+            "/.well-known/oauth-protected-resource/{resource:.*}",
+            auth::protected_resource,
+        ))
+        .service(
+            web::resource("/api/admin/users")
+                .route(web::get().to(users::list))
+                .route(web::post().to(users::create))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/api/admin/users/{id}")
+                .route(web::get().to(users::get))
+                .route(web::put().to(users::update))
+                .route(web::delete().to(users::delete))
+                .default_service(not_allowed("GET, PUT, DELETE")),
+        );
+}
+
+/// A default service answering 405 with `Allow: allow`.
+pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, _>(ApiError::method_not_allowed(allow)) })
+}
+
+/// A resource answering POST and 405 to anything else.
+pub(crate) fn post_only<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args> + Clone,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(not_allowed("POST"))
 }
 
 /// A resource answering GET (and HEAD, body stripped) and 405 to anything else.
