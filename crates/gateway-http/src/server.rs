@@ -74,6 +74,8 @@ pub async fn serve(
         .clone()
         .map(|handle| tokio::spawn(run_upkeep(handle)));
 
+    let key_usage = tokio::spawn(flush_key_usage(state.clone()));
+
     let factory_state = state.clone();
     let server = HttpServer::new(move || app(factory_state.clone()))
         .workers(workers)
@@ -102,5 +104,25 @@ pub async fn serve(
     if let Some(task) = upkeep {
         task.abort();
     }
+    key_usage.abort();
+    // Last batch of API-key `last_used_at` times.
+    if let Err(err) = state.auth.flush_key_usage().await {
+        tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record API key usage at shutdown");
+    }
     result
+}
+
+/// How often API-key `last_used_at` times are written (in one batch).
+const KEY_USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Writes API-key usage in batches, never per request.
+async fn flush_key_usage(state: AppState) {
+    let mut tick = tokio::time::interval(KEY_USAGE_FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = state.auth.flush_key_usage().await {
+            tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record API key usage; will retry");
+        }
+    }
 }
