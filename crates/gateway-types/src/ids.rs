@@ -133,6 +133,10 @@ id_type!(
     /// A health-check result.
     HealthCheckId
 );
+id_type!(
+    /// An access policy rule.
+    PolicyId
+);
 
 #[cfg(test)]
 mod tests {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{
-    AggregateId, ApiKeyId, AuditLogId, HealthCheckId, LogId, NamespaceId, OrgId, RateLimitId, RefreshTokenId,
-    ServerId, SessionId, TokenFamilyId, UserId, VirtualServerId,
+    AggregateId, ApiKeyId, AuditLogId, HealthCheckId, LogId, NamespaceId, OrgId, PolicyId, RateLimitId,
+    RefreshTokenId, ServerId, SessionId, TokenFamilyId, UserId, VirtualServerId,
 };
 
 /// Declares a string-backed enum with a stable text form.
@@ -1002,6 +1002,55 @@ pub struct ServerStatsDelta {
     pub errors: i64,
     /// Latency to add.
     pub latency_ms: i64,
+}
+
+/// An access policy rule as stored. The rule itself (effect, subjects, resources, actions,
+/// conditions) is JSON whose schema `gateway-auth`'s policy engine owns; the store keeps it
+/// opaque and indexes only the name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredPolicy {
+    /// Id (also the rule's `id`).
+    pub id: PolicyId,
+    /// Organization.
+    pub org_id: OrgId,
+    /// Unique per organization (also the rule's `name`).
+    pub name: String,
+    /// The rule document.
+    pub rule: Value,
+    /// Disabled rules are kept but not applied.
+    pub enabled: bool,
+    /// API or configuration.
+    pub source: RecordSource,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Input for a new policy rule (already validated by the policy engine).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewPolicy {
+    /// Id, chosen by the caller so the rule document can carry it.
+    pub id: PolicyId,
+    /// Name.
+    pub name: String,
+    /// Rule document.
+    pub rule: Value,
+    /// Enabled.
+    pub enabled: bool,
+    /// Origin.
+    pub source: RecordSource,
+}
+
+/// A change to a policy rule.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyPatch {
+    /// Name.
+    pub name: Option<String>,
+    /// Rule document.
+    pub rule: Option<Value>,
+    /// Enabled.
+    pub enabled: Option<bool>,
 }
 
 /// What kind of record a change-log entry is about.

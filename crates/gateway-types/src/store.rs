@@ -20,16 +20,16 @@ use chrono::{DateTime, Utc};
 
 use crate::error::BoxError;
 use crate::ids::{
-    ApiKeyId, NamespaceId, OrgId, RateLimitId, RefreshTokenId, ServerId, SessionId, TokenFamilyId, UserId,
-    VirtualServerId,
+    ApiKeyId, NamespaceId, OrgId, PolicyId, RateLimitId, RefreshTokenId, ServerId, SessionId, TokenFamilyId,
+    UserId, VirtualServerId,
 };
 use crate::model::{
     ApiKey, AuditLog, ChangeEntry, Granularity, HealthCheck, LogAggregate, LogRecord, McpServer,
     McpServerPatch, McpSession, McpSessionPatch, Namespace, NamespacePatch, NewApiKey, NewAuditLog,
-    NewHealthCheck, NewMcpServer, NewMcpSession, NewNamespace, NewOrganization, NewRateLimitRule,
-    NewRefreshToken, NewUser, NewVirtualServer, Organization, OrganizationPatch, Page, Paged, RateLimitRule,
-    RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerFilter, ServerStats, ServerStatsDelta, User,
-    UserPatch, VirtualServer, VirtualServerPatch,
+    NewHealthCheck, NewMcpServer, NewMcpSession, NewNamespace, NewOrganization, NewPolicy, NewRateLimitRule,
+    NewRefreshToken, NewUser, NewVirtualServer, Organization, OrganizationPatch, Page, Paged, PolicyPatch,
+    RateLimitRule, RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerFilter, ServerStats,
+    ServerStatsDelta, StoredPolicy, User, UserPatch, VirtualServer, VirtualServerPatch,
 };
 
 /// Errors of every storage trait. No driver type crosses this boundary.
@@ -371,6 +371,24 @@ pub trait ChangeLogStore: Send + Sync {
     async fn latest_id(&self) -> StoreResult<i64>;
     /// Deletes entries older than `before`; returns how many.
     async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Access policy rules of organizations.
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// Stores a rule. Conflict on a name (or id) taken in this organization.
+    async fn create(&self, org: OrgId, new: NewPolicy) -> StoreResult<StoredPolicy>;
+    /// By id.
+    async fn get(&self, org: OrgId, id: PolicyId) -> StoreResult<Option<StoredPolicy>>;
+    /// Rules of the organization, ordered by name.
+    async fn list(&self, org: OrgId) -> StoreResult<Vec<StoredPolicy>>;
+    /// Every rule of every organization, ordered by organization then name: for the
+    /// in-memory policy snapshots.
+    async fn list_all(&self) -> StoreResult<Vec<StoredPolicy>>;
+    /// Applies a patch.
+    async fn update(&self, org: OrgId, id: PolicyId, patch: PolicyPatch) -> StoreResult<StoredPolicy>;
+    /// Deletes.
+    async fn delete(&self, org: OrgId, id: PolicyId) -> StoreResult<()>;
 }
 
 /// Liveness of the store itself.
