@@ -170,6 +170,7 @@
 
 mod cidr;
 mod glob;
+mod registry;
 mod request;
 mod rule;
 mod snapshot;
@@ -181,6 +182,7 @@ mod tests;
 
 pub use cidr::IpNet;
 pub use glob::{Glob, MAX_PATTERN_LEN};
+pub use registry::{PolicyRegistry, stored_rule};
 pub use request::{Claims, Item, PolicyRequest, SubjectFacts, Target};
 pub use rule::{
     Action, ArgumentCondition, ArgumentOp, Conditions, Effect, InvalidPolicy, ItemKind, KindMatcher,
