@@ -133,6 +133,7 @@ pub fn load(opts: LoadOptions) -> Result<GatewayConfig, SettingsError> {
     cfg.environment = environment;
 
     let mut issues = cfg.validate().err().map(|e| e.0).unwrap_or_default();
+    issues.extend(policy_issues(&cfg.policies));
     if let Err(err) = crate::telemetry::filter(&cfg.logging.level) {
         issues.push(ConfigIssue::new(
             "logging.level",
@@ -144,6 +145,40 @@ pub fn load(opts: LoadOptions) -> Result<GatewayConfig, SettingsError> {
     } else {
         Err(ConfigErrors(issues))
     }
+}
+
+/// Every problem of the declared policy rules, keyed `policies.organizations.<slug>[i].<field>`.
+fn policy_issues(cfg: &gateway_types::config::PoliciesConfig) -> Vec<ConfigIssue> {
+    use gateway_auth::policy::{PolicyRule, PolicySnapshot};
+    let mut issues = Vec::new();
+    for (slug, docs) in &cfg.organizations {
+        let mut rules = Vec::new();
+        for (i, doc) in docs.iter().enumerate() {
+            let key = format!("policies.organizations.{slug}[{i}]");
+            match serde_json::from_value::<PolicyRule>(doc.clone()) {
+                Ok(rule) => match rule.validate() {
+                    Ok(()) => rules.push(rule),
+                    Err(invalid) => issues.extend(
+                        invalid
+                            .problems
+                            .into_iter()
+                            .map(|p| ConfigIssue::new(format!("{key}.{}", p.path), p.message)),
+                    ),
+                },
+                Err(err) => issues.push(ConfigIssue::new(key, err.to_string())),
+            }
+        }
+        if issues.is_empty()
+            && let Err(invalid) = PolicySnapshot::new(rules, gateway_auth::policy::Effect::Allow)
+        {
+            issues.extend(
+                invalid.problems.into_iter().map(|p| {
+                    ConfigIssue::new(format!("policies.organizations.{slug}.{}", p.path), p.message)
+                }),
+            );
+        }
+    }
+    issues
 }
 
 /// The text of one YAML layer: the file in `dir` when present, else the embedded copy.
@@ -312,6 +347,8 @@ mod tests {
             "signing_keys:",
             "oidc_issuers:",
             "public_url:",
+            "default_effect:",
+            "organizations:",
             "jwt_issuer:",
             "jwt_audience:",
             "access_token_ttl_seconds:",
@@ -439,6 +476,39 @@ mod tests {
         let keys = issue_keys(&err);
         assert!(keys.contains(&"database.url"), "{err}");
         assert!(keys.contains(&"logging.level"), "{err}");
+    }
+
+    #[test]
+    fn declared_policies_are_validated_with_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policies.yaml");
+        std::fs::write(
+            &file,
+            "policies:\n  default_effect: deny\n  organizations:\n    acme:\n      - id: ok\n        name: ok\n        effect: allow\n        actions: [list, call]\n      - id: bad\n        name: bad\n        effect: deny\n        actions: [call]\n        conditions: { client_ips: [\"10.0.0.1/8\"] }\n",
+        )
+        .unwrap();
+        let mut o = opts(None, &[]);
+        o.config_file = Some(file.clone());
+        let err = load(o).unwrap_err();
+        assert_eq!(
+            issue_keys(&err),
+            ["policies.organizations.acme[1].conditions.client_ips[0]"],
+            "{err}"
+        );
+
+        std::fs::write(
+            &file,
+            "policies:\n  default_effect: deny\n  organizations:\n    acme:\n      - id: ok\n        name: ok\n        effect: allow\n        actions: [list, call]\n",
+        )
+        .unwrap();
+        let mut o = opts(None, &[]);
+        o.config_file = Some(file);
+        let cfg = load(o).unwrap();
+        assert_eq!(
+            cfg.policies.default_effect,
+            gateway_types::config::PolicyDefault::Deny
+        );
+        assert_eq!(cfg.policies.organizations["acme"].len(), 1);
     }
 
     #[test]

@@ -72,6 +72,31 @@ pub struct GatewayConfig {
     pub logging: LoggingConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Access policies declared in configuration.
+    pub policies: PoliciesConfig,
+}
+
+/// Access policies from configuration; they apply together with the rules managed through
+/// the API. The rule documents' schema belongs to `gateway-auth`'s policy engine, which the
+/// loader uses to validate them.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoliciesConfig {
+    /// The effect when no rule applies.
+    pub default_effect: PolicyDefault,
+    /// Rule documents by organization slug.
+    pub organizations: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+/// The effect when no policy rule applies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyDefault {
+    /// Everything RBAC permits (an organization without rules behaves as without the engine).
+    #[default]
+    Allow,
+    /// Only what a rule allows.
+    Deny,
 }
 
 /// HTTP listener settings.
