@@ -1,24 +1,24 @@
 -- Tenancy: organizations, namespaces, users and their credentials.
 CREATE TABLE organizations (
-    id                 TEXT PRIMARY KEY,
+    id                 TEXT NOT NULL PRIMARY KEY,
     name               TEXT NOT NULL,
     slug               TEXT NOT NULL UNIQUE,
     plan               TEXT NOT NULL DEFAULT 'free',
     max_servers        INTEGER NOT NULL,
     max_sessions       INTEGER NOT NULL,
     log_retention_days INTEGER NOT NULL,
-    created_at         TIMESTAMPTZ NOT NULL,
-    updated_at         TIMESTAMPTZ NOT NULL
+    created_at         TIMESTAMP NOT NULL,
+    updated_at         TIMESTAMP NOT NULL
 );
 
 CREATE TABLE namespaces (
-    id          TEXT PRIMARY KEY,
+    id          TEXT NOT NULL PRIMARY KEY,
     org_id      TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     name        TEXT NOT NULL,
     slug        TEXT NOT NULL,
     description TEXT,
-    created_at  TIMESTAMPTZ NOT NULL,
-    updated_at  TIMESTAMPTZ NOT NULL,
+    created_at  TIMESTAMP NOT NULL,
+    updated_at  TIMESTAMP NOT NULL,
     UNIQUE (org_id, slug)
 );
 CREATE INDEX namespaces_org_id_idx ON namespaces (org_id);
@@ -26,7 +26,7 @@ CREATE INDEX namespaces_org_id_idx ON namespaces (org_id);
 -- Emails are stored lower-cased by the domain layer; uniqueness is global because
 -- login takes an email without an organization.
 CREATE TABLE users (
-    id              TEXT PRIMARY KEY,
+    id              TEXT NOT NULL PRIMARY KEY,
     org_id          TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     email           TEXT NOT NULL UNIQUE,
     name            TEXT NOT NULL,
@@ -34,16 +34,16 @@ CREATE TABLE users (
     role            TEXT NOT NULL,
     is_active       BOOLEAN NOT NULL DEFAULT TRUE,
     failed_logins   INTEGER NOT NULL DEFAULT 0,
-    locked_until    TIMESTAMPTZ,
-    last_login_at   TIMESTAMPTZ,
-    created_at      TIMESTAMPTZ NOT NULL,
-    updated_at      TIMESTAMPTZ NOT NULL
+    locked_until    TIMESTAMP,
+    last_login_at   TIMESTAMP,
+    created_at      TIMESTAMP NOT NULL,
+    updated_at      TIMESTAMP NOT NULL
 );
 CREATE INDEX users_org_id_idx ON users (org_id);
 
 -- key_hash is the SHA-256 of the secret; the secret itself is never stored.
 CREATE TABLE api_keys (
-    id           TEXT PRIMARY KEY,
+    id           TEXT NOT NULL PRIMARY KEY,
     org_id       TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     user_id      TEXT REFERENCES users (id) ON DELETE CASCADE,
     key_type     TEXT NOT NULL,
@@ -52,24 +52,24 @@ CREATE TABLE api_keys (
     key_hash     TEXT NOT NULL UNIQUE,
     namespace_id TEXT REFERENCES namespaces (id) ON DELETE CASCADE,
     permissions  TEXT NOT NULL,
-    expires_at   TIMESTAMPTZ,
-    last_used_at TIMESTAMPTZ,
-    revoked_at   TIMESTAMPTZ,
-    created_at   TIMESTAMPTZ NOT NULL
+    expires_at   TIMESTAMP,
+    last_used_at TIMESTAMP,
+    revoked_at   TIMESTAMP,
+    created_at   TIMESTAMP NOT NULL
 );
 CREATE INDEX api_keys_org_id_idx ON api_keys (org_id);
 CREATE INDEX api_keys_user_id_idx ON api_keys (user_id);
 
 CREATE TABLE refresh_tokens (
-    id          TEXT PRIMARY KEY,
+    id          TEXT NOT NULL PRIMARY KEY,
     org_id      TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     family_id   TEXT NOT NULL,
     token_hash  TEXT NOT NULL UNIQUE,
-    expires_at  TIMESTAMPTZ NOT NULL,
-    revoked_at  TIMESTAMPTZ,
+    expires_at  TIMESTAMP NOT NULL,
+    revoked_at  TIMESTAMP,
     replaced_by TEXT,
-    created_at  TIMESTAMPTZ NOT NULL
+    created_at  TIMESTAMP NOT NULL
 );
 CREATE INDEX refresh_tokens_org_id_idx ON refresh_tokens (org_id);
 CREATE INDEX refresh_tokens_family_id_idx ON refresh_tokens (family_id);

@@ -1,6 +1,6 @@
 -- Audit trail (hash-chained per organization), request-log index and rollups.
 CREATE TABLE audit_logs (
-    id           TEXT PRIMARY KEY,
+    id           TEXT NOT NULL PRIMARY KEY,
     org_id       TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     seq          BIGINT NOT NULL,
     actor_type   TEXT NOT NULL,
@@ -14,21 +14,21 @@ CREATE TABLE audit_logs (
     request_id   TEXT,
     prev_hash    TEXT NOT NULL,
     hash         TEXT NOT NULL,
-    created_at   TIMESTAMPTZ NOT NULL,
+    created_at   TIMESTAMP NOT NULL,
     UNIQUE (org_id, seq)
 );
 CREATE INDEX audit_logs_org_created_idx ON audit_logs (org_id, created_at);
 
 -- One row per organization, locked (SELECT ... FOR UPDATE) while appending so the chain never forks.
 CREATE TABLE audit_chain_heads (
-    org_id     TEXT PRIMARY KEY REFERENCES organizations (id) ON DELETE CASCADE,
+    org_id     TEXT NOT NULL PRIMARY KEY REFERENCES organizations (id) ON DELETE CASCADE,
     last_seq   BIGINT NOT NULL,
     last_hash  TEXT NOT NULL,
-    updated_at TIMESTAMPTZ NOT NULL
+    updated_at TIMESTAMP NOT NULL
 );
 
 CREATE TABLE log_index (
-    id             TEXT PRIMARY KEY,
+    id             TEXT NOT NULL PRIMARY KEY,
     org_id         TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     namespace_id   TEXT,
     server_id      TEXT,
@@ -48,16 +48,16 @@ CREATE TABLE log_index (
     request_id     TEXT,
     trace_id       TEXT,
     body_ref       TEXT,
-    created_at     TIMESTAMPTZ NOT NULL
+    created_at     TIMESTAMP NOT NULL
 );
 CREATE INDEX log_index_org_created_idx ON log_index (org_id, created_at);
 CREATE INDEX log_index_server_created_idx ON log_index (server_id, created_at);
 
 CREATE TABLE log_aggregates (
-    id               TEXT PRIMARY KEY,
+    id               TEXT NOT NULL PRIMARY KEY,
     org_id           TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     granularity      TEXT NOT NULL,
-    bucket_start     TIMESTAMPTZ NOT NULL,
+    bucket_start     TIMESTAMP NOT NULL,
     dimension        TEXT NOT NULL,
     dimension_key    TEXT NOT NULL,
     request_count    BIGINT NOT NULL,
@@ -68,7 +68,7 @@ CREATE TABLE log_aggregates (
     p99_ms           INTEGER,
     request_bytes    BIGINT NOT NULL,
     response_bytes   BIGINT NOT NULL,
-    updated_at       TIMESTAMPTZ NOT NULL,
+    updated_at       TIMESTAMP NOT NULL,
     UNIQUE (org_id, granularity, bucket_start, dimension, dimension_key)
 );
 CREATE INDEX log_aggregates_org_bucket_idx ON log_aggregates (org_id, granularity, bucket_start);
