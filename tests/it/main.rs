@@ -1,0 +1,12 @@
+//! End-to-end tests: one binary, a module per feature.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers shared by the tests fail the test loudly, like the tests themselves"
+)]
+
+mod binaries;
+mod cors;
+mod errors;
+mod health;
+mod metrics;
