@@ -9,7 +9,11 @@
 //!
 //! Concurrent callers (several replicas starting at once) are serialized: SQLite migrates inside
 //! one `IMMEDIATE` transaction, PostgreSQL under a session advisory lock, and each computes
-//! what is pending only once it holds the lock.
+//! what is pending only once it holds the lock. Consequences for migration authors: a SQLite
+//! migration always runs inside that transaction (so it cannot toggle `PRAGMA foreign_keys`;
+//! foreign keys are off on the migrating connection), while a PostgreSQL migration may opt out
+//! of its own transaction with diesel's `metadata.toml` (`run_in_transaction = false`) for
+//! `CREATE INDEX CONCURRENTLY`.
 //!
 //! Database URLs may carry passwords: nothing here logs or formats them into errors.
 

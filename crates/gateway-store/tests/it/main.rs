@@ -13,6 +13,7 @@ mod harness;
 
 mod api_keys;
 mod audit;
+mod backends;
 mod change_log;
 mod health;
 mod logs;
