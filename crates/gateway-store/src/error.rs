@@ -32,6 +32,9 @@ pub(crate) enum DbError {
     /// The row does not exist (or belongs to another organization).
     #[error("not found")]
     NotFound,
+    /// A bug in this crate.
+    #[error("{0}")]
+    Internal(&'static str),
     /// A uniqueness rule the code checks itself (not a constraint) was violated.
     #[error("conflict: {0}")]
     Conflict(&'static str),
@@ -66,6 +69,7 @@ impl From<DbError> for StoreError {
             DbError::Pool(err @ PoolError::NoRuntimeSpecified) => Self::Internal(Box::new(err)),
             DbError::Pool(err) => Self::Unavailable(Box::new(err)),
             DbError::Corrupt(err) => Self::Internal(err),
+            err @ DbError::Internal(_) => Self::Internal(Box::new(err)),
             DbError::Query(err) => from_diesel(err),
         }
     }

@@ -50,6 +50,7 @@
 //! - Rotating a refresh token keeps the old token's user and family.
 //! - Usage rows whose rule was deleted (or is not the organization's) are kept, unlinked.
 
+mod checkout;
 mod convert;
 mod error;
 pub mod migrate;

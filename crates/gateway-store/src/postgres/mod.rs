@@ -16,13 +16,14 @@ use std::time::Duration;
 use diesel::dsl::sql;
 use diesel::sql_types::{BigInt, Bool, Jsonb};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
-use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
+use diesel_async::pooled_connection::deadpool::{Hook, HookError, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use gateway_types::config::DatabaseConfig;
 use gateway_types::store::StoreError;
 use secrecy::ExposeSecret;
 
+use crate::checkout::Checkout;
 use crate::error::{ConnectError, DbError, DbResult};
 use crate::types::{DbJson, DbUuid};
 
@@ -103,8 +104,8 @@ impl PgStore {
         Ok(store)
     }
 
-    async fn conn(&self) -> DbResult<Object<Conn>> {
-        self.pool.get().await.map_err(DbError::Pool)
+    async fn conn(&self) -> DbResult<Checkout<AsyncDieselConnectionManager<Conn>>> {
+        self.pool.get().await.map(Checkout::new).map_err(DbError::Pool)
     }
 }
 
@@ -125,8 +126,11 @@ async fn establish(
 /// Runs `$f` (an `async move |c| -> DbResult<_>` closure) in a transaction.
 macro_rules! write_tx {
     ($store:expr, $f:expr) => {{
-        let mut conn = $store.conn().await?;
-        <Conn as diesel_async::AsyncConnection>::transaction::<_, DbError, _>(&mut conn, $f).await
+        let mut checkout = $store.conn().await?;
+        let result =
+            <Conn as diesel_async::AsyncConnection>::transaction::<_, DbError, _>(checkout.conn()?, $f).await;
+        checkout.finish();
+        result
     }};
 }
 

@@ -45,9 +45,13 @@ diesel::define_sql_function! {
 /// with a pooled connection bound to `$c`. Plain reads need no transaction.
 macro_rules! read {
     ($store:expr, $c:ident, $body:block) => {{
-        let mut conn = $store.conn().await?;
-        let $c: &mut Conn = &mut conn;
-        run(async { $body }).await
+        let mut checkout = $store.conn().await?;
+        let result = {
+            let $c: &mut Conn = checkout.conn()?;
+            run(async { $body }).await
+        };
+        checkout.finish();
+        result
     }};
 }
 

@@ -18,7 +18,7 @@ use diesel::SqliteConnection;
 use diesel::dsl::sql;
 use diesel::sql_types::{Bool, Text};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
-use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
+use diesel_async::pooled_connection::deadpool::{Hook, HookError, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -26,6 +26,7 @@ use gateway_types::config::DatabaseConfig;
 use gateway_types::store::StoreError;
 use secrecy::ExposeSecret;
 
+use crate::checkout::Checkout;
 use crate::error::{ConnectError, DbError, DbResult};
 use crate::types::DbUuid;
 
@@ -112,8 +113,8 @@ impl SqliteStore {
         Ok(store)
     }
 
-    async fn conn(&self) -> DbResult<Object<Conn>> {
-        self.pool.get().await.map_err(DbError::Pool)
+    async fn conn(&self) -> DbResult<Checkout<AsyncDieselConnectionManager<Conn>>> {
+        self.pool.get().await.map(Checkout::new).map_err(DbError::Pool)
     }
 }
 
@@ -147,8 +148,10 @@ async fn establish(path: String, busy_timeout_ms: u64) -> diesel::ConnectionResu
 /// Runs `$f` (an `async move |c| -> DbResult<_>` closure) in an `IMMEDIATE` transaction.
 macro_rules! write_tx {
     ($store:expr, $f:expr) => {{
-        let mut conn = $store.conn().await?;
-        conn.immediate_transaction::<_, DbError, _>($f).await
+        let mut checkout = $store.conn().await?;
+        let result = checkout.conn()?.immediate_transaction::<_, DbError, _>($f).await;
+        checkout.finish();
+        result
     }};
 }
 
