@@ -53,7 +53,9 @@ bench:
     @echo "just bench: the benchmark harness (native echo upstream + MCP load generator) arrives with the proxy-core issue; there is no MCP data path to measure yet." >&2
     @exit 2
 
-# Create organization `default`, namespace `default` and the admin user.
-setup-admin:
-    @echo "just setup-admin: arrives with the authentication issue (users and passwords do not exist yet)." >&2
-    @exit 2
+# Create organization `default`, namespace `default` and the admin user (development:
+# admin@admin.com / qwerty123; production: password from GATEWAY_ADMIN_PASSWORD or a prompt).
+setup-admin *ARGS:
+    mkdir -p data
+    cargo build --release -p gateway-api
+    ./target/release/gateway-api setup-admin {{ARGS}}

@@ -124,6 +124,8 @@ pub struct TestApp {
     pub config: Arc<GatewayConfig>,
     /// A client that never uses a proxy and never follows redirects.
     pub client: reqwest::Client,
+    /// The stores the app runs on (to arrange test data).
+    pub stores: Stores,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
     _db: Option<TestDb>,
@@ -148,7 +150,7 @@ impl TestApp {
 
     async fn start(config: GatewayConfig, stores: Stores, db: Option<TestDb>) -> Self {
         let config = Arc::new(config);
-        let state = AppState::new(Arc::clone(&config), stores).expect("app state");
+        let state = AppState::new(Arc::clone(&config), stores.clone()).expect("app state");
         let listener =
             TcpListener::bind((config.server.host.as_str(), config.server.port)).expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
@@ -166,6 +168,7 @@ impl TestApp {
             address,
             config,
             client,
+            stores,
             stop: Some(stop),
             server: Some(server),
             _db: db,

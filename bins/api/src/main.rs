@@ -8,8 +8,14 @@
 //! its own.
 //!
 //! ```text
-//! gateway-api [--config FILE]
+//! gateway-api [--config FILE]                          serve
+//! gateway-api [--config FILE] setup-admin [--email E]  create organization `default`, namespace
+//!                                                      `default` and the admin (idempotent)
 //! ```
+//!
+//! `setup-admin` takes the password from `GATEWAY_ADMIN_PASSWORD`; without it, development uses
+//! `qwerty123` and production reads one line from standard input (refusing when it is not a
+//! terminal, so a script cannot silently create an admin without a password).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -21,8 +27,8 @@ use anyhow::Context as _;
 use clap::Parser;
 use gateway_http::settings::{self, LoadOptions};
 use gateway_http::{AppState, shutdown, telemetry};
-use gateway_types::config::GatewayConfig;
-use secrecy::ExposeSecret as _;
+use gateway_types::config::{Environment, GatewayConfig};
+use secrecy::{ExposeSecret as _, SecretString};
 
 /// How long leftover background tasks get once the server has stopped.
 const RUNTIME_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -33,8 +39,20 @@ const RUNTIME_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 struct Args {
     /// A YAML file layered over config/default.yaml and config/<GATEWAY_ENV>.yaml;
     /// GATEWAY__SECTION__KEY environment variables still win.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Create organization `default`, namespace `default` and an admin user; harmless to repeat.
+    SetupAdmin {
+        /// The admin's email.
+        #[arg(long, default_value = gateway_auth::bootstrap::DEV_ADMIN_EMAIL)]
+        email: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,7 +68,11 @@ fn main() -> ExitCode {
         eprintln!("gateway-api: cannot set up logging: {err}");
         return ExitCode::FAILURE;
     }
-    match run(config) {
+    let result = match args.command {
+        None => run(config),
+        Some(Command::SetupAdmin { email }) => setup_admin(config, &email),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(
@@ -63,7 +85,68 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: GatewayConfig) -> anyhow::Result<()> {
+fn setup_admin(config: GatewayConfig, email: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let password = match std::env::var("GATEWAY_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ if config.environment == Environment::Development => {
+            gateway_auth::bootstrap::DEV_ADMIN_PASSWORD.to_owned()
+        }
+        _ => {
+            anyhow::ensure!(
+                std::io::stdin().is_terminal(),
+                "set GATEWAY_ADMIN_PASSWORD (production has no default admin password)"
+            );
+            eprint!("password for {email}: ");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if config.environment == Environment::Production {
+        anyhow::ensure!(
+            password != gateway_auth::bootstrap::DEV_ADMIN_PASSWORD,
+            "refusing the development password in production"
+        );
+    }
+    migrate(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    let report = runtime.block_on(async {
+        let stores = gateway_store::connect(&config.database)
+            .await
+            .context("connecting to the database")?;
+        gateway_auth::bootstrap::setup_admin(
+            &stores.organizations,
+            &stores.namespaces,
+            &stores.users,
+            email,
+            SecretString::from(password),
+            config.auth.bcrypt_cost,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(gateway_types::error::error_chain(&e)))
+    })?;
+    let state = |created: bool| if created { "created" } else { "already there" };
+    println!("organization default: {}", state(report.organization_created));
+    println!("namespace default:    {}", state(report.namespace_created));
+    println!(
+        "admin {}: {}",
+        report.admin_email,
+        if report.admin_created {
+            "created"
+        } else {
+            "already there (password unchanged)"
+        }
+    );
+    Ok(())
+}
+
+fn migrate(config: &GatewayConfig) -> anyhow::Result<()> {
     if config.database.migrate_on_start {
         let applied = gateway_store::migrate::run_pending(config.database.url.expose_secret())
             .context("applying database migrations")?;
@@ -73,6 +156,11 @@ fn run(config: GatewayConfig) -> anyhow::Result<()> {
             "database schema is up to date"
         );
     }
+    Ok(())
+}
+
+fn run(config: GatewayConfig) -> anyhow::Result<()> {
+    migrate(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gateway-rt")
