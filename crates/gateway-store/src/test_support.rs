@@ -315,3 +315,78 @@ fn on_plain_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     gateway_types::error::error_chain(err)
 }
+
+/// The `(table, column)` pairs declared by a backend's generated `schema.rs`: tests compare
+/// them with the migrated database to catch a forgotten `regenerate-schema.sh`.
+#[must_use]
+pub fn declared_columns(backend: DatabaseBackend) -> std::collections::BTreeSet<(String, String)> {
+    use diesel::QueryDsl;
+
+    macro_rules! select_all {
+        ($schema:path, $db:ty, $($table:ident),+ $(,)?) => {{
+            use $schema as s;
+            vec![$(
+                diesel::debug_query::<$db, _>(&s::$table::table.select(s::$table::all_columns)).to_string()
+            ),+]
+        }};
+    }
+    let queries = match backend {
+        DatabaseBackend::Sqlite => select_all!(
+            crate::sqlite::schema,
+            diesel::sqlite::Sqlite,
+            api_keys,
+            audit_chain_heads,
+            audit_logs,
+            change_log,
+            health_checks,
+            log_aggregates,
+            log_index,
+            mcp_servers,
+            mcp_sessions,
+            namespaces,
+            organizations,
+            rate_limit_usage,
+            rate_limits,
+            refresh_tokens,
+            server_stats,
+            users,
+            virtual_servers
+        ),
+        DatabaseBackend::Postgres => select_all!(
+            crate::postgres::schema,
+            diesel::pg::Pg,
+            api_keys,
+            audit_chain_heads,
+            audit_logs,
+            change_log,
+            health_checks,
+            log_aggregates,
+            log_index,
+            mcp_servers,
+            mcp_sessions,
+            namespaces,
+            organizations,
+            rate_limit_usage,
+            rate_limits,
+            refresh_tokens,
+            server_stats,
+            users,
+            virtual_servers
+        ),
+    };
+    // `SELECT "t"."a", "t"."b" FROM "t" -- binds: []` (backticks on SQLite).
+    let mut out = std::collections::BTreeSet::new();
+    for sql in queries {
+        let columns = sql
+            .strip_prefix("SELECT ")
+            .and_then(|rest| rest.split(" FROM ").next())
+            .unwrap_or_default();
+        for qualified in columns.split(", ") {
+            let unquoted = qualified.replace(['"', '`'], "");
+            if let Some((table, column)) = unquoted.split_once('.') {
+                out.insert((table.to_owned(), column.to_owned()));
+            }
+        }
+    }
+    out
+}

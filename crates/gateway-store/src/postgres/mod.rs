@@ -9,7 +9,7 @@
 //!   `id > last seen` can never skip an id that commits late.
 
 #[rustfmt::skip]
-mod schema;
+pub(crate) mod schema;
 
 use std::time::Duration;
 

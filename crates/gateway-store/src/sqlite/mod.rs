@@ -9,7 +9,7 @@
 //! never block).
 
 #[rustfmt::skip]
-mod schema;
+pub(crate) mod schema;
 
 use std::path::Path;
 use std::time::Duration;

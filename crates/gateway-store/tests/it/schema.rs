@@ -275,6 +275,26 @@ async fn down_and_up_again(db: &TestDb) {
     assert_eq!(fresh.organizations.list().await.unwrap().len(), 1);
 }
 
+/// Both generated `schema.rs` files declare exactly the migrated tables and columns (a
+/// forgotten `regenerate-schema.sh` fails here). The two logical schemas are equal (see
+/// `both_backends_have_the_same_schema`), so the SQLite database is the reference for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_schemas_match_the_migrations() {
+    let db = TestDb::sqlite().await;
+    let url = db.url().to_owned();
+    let migrated: BTreeSet<(String, String)> = blocking(move || columns(&mut Sql::open(&url)))
+        .into_iter()
+        .map(|(t, c, _)| (t, c))
+        .collect();
+    for backend in [DatabaseBackend::Sqlite, DatabaseBackend::Postgres] {
+        let declared = gateway_store::test_support::declared_columns(backend);
+        assert_eq!(
+            declared, migrated,
+            "{backend:?} schema.rs is out of date: run crates/gateway-store/regenerate-schema.sh"
+        );
+    }
+}
+
 /// Every tenant table has `org_id NOT NULL`, an index led by `org_id` and a foreign key to
 /// `organizations` (exemptions above, each with its reason).
 async fn tenant_tables_are_scoped_by_org_id(db: &TestDb) {
