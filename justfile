@@ -38,6 +38,12 @@ migrate *ARGS="up":
     mkdir -p data
     cargo run -q -p gateway-migrate -- {{ARGS}}
 
+# Regenerate both backends' schema.rs from the migrations (needs PostgreSQL at DATABASE_URL,
+# default postgres://postgres@127.0.0.1:5432/test). A test fails when they are out of date.
+schema:
+    @command -v diesel >/dev/null || { echo "installing diesel_cli (needs libpq-dev)"; cargo install --locked diesel_cli --no-default-features --features "sqlite-bundled postgres"; }
+    crates/gateway-store/regenerate-schema.sh
+
 # Formatting check, clippy with warnings as errors, dependency policy.
 lint: tools
     cargo fmt --all -- --check
