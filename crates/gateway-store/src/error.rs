@@ -121,6 +121,7 @@ const CONFLICT_WORDS: &[(&str, &str)] = &[
     ("virtual_servers", "virtual server name"),
     ("mcp_sessions", "session id"),
     ("rate_limits", "rate limit name"),
+    ("policies", "policy name"),
     ("rate_limit_usage", "rate limit usage"),
     ("audit_logs", "audit record"),
     ("log_index", "log record"),

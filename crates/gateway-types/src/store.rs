@@ -10,7 +10,7 @@
 //! - Finders return `Ok(None)` for "no such row"; an outage is always an `Err`, never `None`.
 //! - Uniqueness violations are [`StoreError::Conflict`] naming what collided.
 //! - Every create/update/delete of configuration (organizations, namespaces, users, API keys,
-//!   servers, virtual servers, rate limits) appends a [`ChangeEntry`] in the same transaction.
+//!   servers, virtual servers, rate limits, policies) appends a [`ChangeEntry`] in the same transaction.
 //! - Lists are ordered deterministically (documented per method).
 
 use std::sync::Arc;
@@ -429,6 +429,8 @@ pub struct Stores {
     pub health: Arc<dyn HealthStore>,
     /// Change log.
     pub changes: Arc<dyn ChangeLogStore>,
+    /// Access policy rules.
+    pub policies: Arc<dyn PolicyStore>,
     /// Store liveness.
     pub status: Arc<dyn StoreHealth>,
 }

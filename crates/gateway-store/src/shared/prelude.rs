@@ -14,20 +14,21 @@ use diesel::upsert::excluded;
 use diesel::{AsChangeset, Insertable, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper};
 use diesel_async::RunQueryDsl;
 use gateway_types::ids::{
-    AggregateId, ApiKeyId, AuditLogId, HealthCheckId, LogId, NamespaceId, OrgId, RateLimitId, RefreshTokenId,
+    AggregateId, ApiKeyId, AuditLogId, HealthCheckId, LogId, NamespaceId, OrgId, PolicyId, RateLimitId,
+    RefreshTokenId,
     ServerId, SessionId, TokenFamilyId, UserId, VirtualServerId,
 };
 use gateway_types::model::{
     ApiKey, AuditLog, ChangeEntry, Granularity, HealthCheck, LogAggregate, LogRecord, McpServer,
     McpServerPatch, McpSession, McpSessionPatch, Namespace, NamespacePatch, NewApiKey, NewAuditLog,
     NewHealthCheck, NewMcpServer, NewMcpSession, NewNamespace, NewOrganization, NewRateLimitRule,
-    NewRefreshToken, NewUser, NewVirtualServer, Organization, OrganizationPatch, Page, Paged, RateLimitRule,
-    RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerFilter, ServerStats, ServerStatsDelta,
-    ServerStatus, SessionStatus, User, UserPatch, VirtualServer, VirtualServerPatch,
+    NewPolicy, NewRefreshToken, NewUser, NewVirtualServer, Organization, OrganizationPatch, Page, Paged, RateLimitRule,
+    PolicyPatch, RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerFilter, ServerStats, ServerStatsDelta,
+    ServerStatus, SessionStatus, StoredPolicy, User, UserPatch, VirtualServer, VirtualServerPatch,
 };
 use gateway_types::store::{
     ApiKeyStore, AuditFilter, AuditHasher, AuditStore, ChangeLogStore, HealthStore, LogQuery, LogStore,
-    NamespaceStore, OrganizationStore, RateLimitStore, RefreshTokenStore, ServerStore, SessionStore,
+    NamespaceStore, OrganizationStore, PolicyStore, RateLimitStore, RefreshTokenStore, ServerStore, SessionStore,
     StoreHealth, StoreResult, Stores, UserStore, VirtualServerStore,
 };
 
@@ -96,6 +97,7 @@ mod change {
     pub(super) const SERVER: &str = "server";
     pub(super) const VIRTUAL_SERVER: &str = "virtual_server";
     pub(super) const RATE_LIMIT: &str = "rate_limit";
+    pub(super) const POLICY: &str = "policy";
     pub(super) const CREATE: &str = "create";
     pub(super) const UPDATE: &str = "update";
     pub(super) const DELETE: &str = "delete";

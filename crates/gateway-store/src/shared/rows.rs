@@ -830,6 +830,63 @@ impl AggregateRow {
     }
 }
 
+/// `policies`.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = schema::policies, check_for_backend(Backend), treat_none_as_default_value = false)]
+struct PolicyRow {
+    id: DbUuid,
+    org_id: DbUuid,
+    name: String,
+    rule: DbJson,
+    enabled: bool,
+    source: String,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+impl PolicyRow {
+    fn new(org: OrgId, new: NewPolicy, at: DbTime) -> Self {
+        Self {
+            id: uid(new.id),
+            org_id: uid(org),
+            name: new.name,
+            rule: DbJson(new.rule),
+            enabled: new.enabled,
+            source: new.source.as_str().to_owned(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn into_domain(self) -> DbResult<StoredPolicy> {
+        Ok(StoredPolicy {
+            id: PolicyId::from_uuid(self.id.0),
+            org_id: OrgId::from_uuid(self.org_id.0),
+            name: self.name,
+            rule: self.rule.0,
+            enabled: self.enabled,
+            source: parse(&self.source)?,
+            created_at: self.created_at.0,
+            updated_at: self.updated_at.0,
+        })
+    }
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = schema::policies)]
+struct PolicyChanges {
+    name: Option<String>,
+    rule: Option<DbJson>,
+    enabled: Option<bool>,
+    updated_at: DbTime,
+}
+
+impl PolicyChanges {
+    fn new(patch: PolicyPatch, at: DbTime) -> Self {
+        Self { name: patch.name, rule: patch.rule.map(DbJson), enabled: patch.enabled, updated_at: at }
+    }
+}
+
 /// `rate_limits`.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = schema::rate_limits, check_for_backend(Backend), treat_none_as_default_value = false)]

@@ -2,7 +2,7 @@
 // backend's `imp` module (after `prelude.rs` and `rows.rs`).
 
 use schema::{
-    api_keys, audit_chain_heads, audit_logs, change_log, health_checks, log_aggregates, log_index,
+    api_keys, policies, audit_chain_heads, audit_logs, change_log, health_checks, log_aggregates, log_index,
     mcp_servers, mcp_sessions, namespaces, organizations, rate_limit_usage, rate_limits, refresh_tokens,
     server_stats, users, virtual_servers,
 };
@@ -26,6 +26,7 @@ impl Store {
             rate_limits: s.clone(),
             health: s.clone(),
             changes: s.clone(),
+            policies: s.clone(),
             status: s,
         }
     }
@@ -1344,6 +1345,95 @@ impl LogStore for Store {
             .into_iter()
             .map(AggregateRow::into_domain)
             .collect::<DbResult<_>>()?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits
+
+#[async_trait]
+impl PolicyStore for Store {
+    async fn create(&self, org: OrgId, new: NewPolicy) -> StoreResult<StoredPolicy> {
+        let row = PolicyRow::new(org, new, now());
+        let row = write_tx!(self, async move |c| {
+            let row = diesel::insert_into(policies::table)
+                .values(&row)
+                .returning(PolicyRow::as_returning())
+                .get_result(c)
+                .await?;
+            record_change(c, org, change::POLICY, row.id.0, change::CREATE).await?;
+            Ok(row)
+        })?;
+        Ok(row.into_domain()?)
+    }
+
+    async fn get(&self, org: OrgId, id: PolicyId) -> StoreResult<Option<StoredPolicy>> {
+        let row = read!(self, c, {
+            Ok(policies::table
+                .filter(policies::id.eq(uid(id)))
+                .filter(policies::org_id.eq(uid(org)))
+                .select(PolicyRow::as_select())
+                .first(c)
+                .await
+                .optional()?)
+        })?;
+        Ok(row.map(PolicyRow::into_domain).transpose()?)
+    }
+
+    async fn list(&self, org: OrgId) -> StoreResult<Vec<StoredPolicy>> {
+        let rows = read!(self, c, {
+            Ok(policies::table
+                .filter(policies::org_id.eq(uid(org)))
+                .select(PolicyRow::as_select())
+                .order((policies::name.asc(), policies::id.asc()))
+                .load(c)
+                .await?)
+        })?;
+        Ok(rows.into_iter().map(PolicyRow::into_domain).collect::<DbResult<_>>()?)
+    }
+
+    async fn list_all(&self) -> StoreResult<Vec<StoredPolicy>> {
+        let rows = read!(self, c, {
+            Ok(policies::table
+                .select(PolicyRow::as_select())
+                .order((policies::org_id.asc(), policies::name.asc(), policies::id.asc()))
+                .load(c)
+                .await?)
+        })?;
+        Ok(rows.into_iter().map(PolicyRow::into_domain).collect::<DbResult<_>>()?)
+    }
+
+    async fn update(&self, org: OrgId, id: PolicyId, patch: PolicyPatch) -> StoreResult<StoredPolicy> {
+        let changes = PolicyChanges::new(patch, now());
+        let row = write_tx!(self, async move |c| {
+            let row = diesel::update(
+                policies::table.filter(policies::id.eq(uid(id))).filter(policies::org_id.eq(uid(org))),
+            )
+            .set(&changes)
+            .returning(PolicyRow::as_returning())
+            .get_result(&mut *c)
+            .await
+            .optional()?
+            .ok_or(DbError::NotFound)?;
+            record_change(c, org, change::POLICY, id, change::UPDATE).await?;
+            Ok(row)
+        })?;
+        Ok(row.into_domain()?)
+    }
+
+    async fn delete(&self, org: OrgId, id: PolicyId) -> StoreResult<()> {
+        write_tx!(self, async move |c| {
+            let n = diesel::delete(
+                policies::table.filter(policies::id.eq(uid(id))).filter(policies::org_id.eq(uid(org))),
+            )
+            .execute(&mut *c)
+            .await?;
+            if n == 0 {
+                return Err(DbError::NotFound);
+            }
+            record_change(c, org, change::POLICY, id, change::DELETE).await
+        })?;
+        Ok(())
     }
 }
 

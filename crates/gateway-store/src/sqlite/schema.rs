@@ -190,6 +190,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    policies (id) {
+        id -> Text,
+        org_id -> Text,
+        name -> Text,
+        rule -> Text,
+        enabled -> Bool,
+        source -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     rate_limit_usage (id) {
         id -> Text,
         org_id -> Text,
@@ -297,6 +310,7 @@ diesel::joinable!(mcp_sessions -> namespaces (namespace_id));
 diesel::joinable!(mcp_sessions -> organizations (org_id));
 diesel::joinable!(mcp_sessions -> users (user_id));
 diesel::joinable!(namespaces -> organizations (org_id));
+diesel::joinable!(policies -> organizations (org_id));
 diesel::joinable!(rate_limit_usage -> organizations (org_id));
 diesel::joinable!(rate_limit_usage -> rate_limits (rate_limit_id));
 diesel::joinable!(rate_limits -> organizations (org_id));
@@ -320,6 +334,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mcp_sessions,
     namespaces,
     organizations,
+    policies,
     rate_limit_usage,
     rate_limits,
     refresh_tokens,

@@ -19,6 +19,7 @@ mod health;
 mod logs;
 mod namespaces;
 mod organizations;
+mod policies;
 mod rate_limits;
 mod refresh_tokens;
 mod schema;
