@@ -505,6 +505,24 @@ async fn every_protected_route_enforces_its_permission() {
             [true, true, true, false],
         ),
         (Method::GET, "/auth/profile", None, [true, true, true, false]),
+        (
+            Method::GET,
+            "/api/admin/policies",
+            None,
+            [true, true, true, false],
+        ),
+        (
+            Method::POST,
+            "/api/admin/policies",
+            Some(json!({"name": "p", "effect": "deny", "actions": ["call"]})),
+            [true, false, false, false],
+        ),
+        (
+            Method::POST,
+            "/api/admin/policies/evaluate",
+            Some(json!({"subject": {"role": "user"}, "action": "call", "target": {}})),
+            [true, true, true, false],
+        ),
     ];
     for (method, path, body, allowed) in routes {
         for (who, token) in [

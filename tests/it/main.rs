@@ -11,3 +11,4 @@ mod cors;
 mod errors;
 mod health;
 mod metrics;
+mod policies;

@@ -27,6 +27,7 @@ pub struct TestAppBuilder {
     environment: Option<String>,
     database_url: Option<String>,
     stores_hook: Option<StoresHook>,
+    config_yaml: Option<String>,
 }
 
 impl std::fmt::Debug for TestAppBuilder {
@@ -51,6 +52,13 @@ impl TestAppBuilder {
     #[must_use]
     pub fn environment(mut self, name: &str) -> Self {
         self.environment = Some(name.to_owned());
+        self
+    }
+
+    /// A YAML configuration layered as `--config FILE` (environment variables still win).
+    #[must_use]
+    pub fn config_yaml(mut self, yaml: &str) -> Self {
+        self.config_yaml = Some(yaml.to_owned());
         self
     }
 
@@ -96,11 +104,16 @@ impl TestAppBuilder {
         ]);
         env_vars.extend(self.env_vars);
         let config_dir = tempfile::tempdir().expect("temp dir");
+        let config_file = self.config_yaml.map(|yaml| {
+            let path = config_dir.path().join("extra.yaml");
+            std::fs::write(&path, yaml).expect("write the test configuration");
+            path
+        });
         let config = settings::load(LoadOptions {
             environment: self.environment,
-            // An empty directory: the built-in default.yaml and <env>.yaml apply.
+            // A directory without default.yaml or <env>.yaml: the built-in copies apply.
             config_dir: PathBuf::from(config_dir.path()),
-            config_file: None,
+            config_file,
             env_vars,
         })
         .unwrap_or_else(|problems| panic!("test configuration rejected: {problems}"));
@@ -145,6 +158,7 @@ impl TestApp {
             environment: None,
             database_url: None,
             stores_hook: None,
+            config_yaml: None,
         }
     }
 

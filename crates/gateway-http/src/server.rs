@@ -74,6 +74,20 @@ pub async fn serve(
         .clone()
         .map(|handle| tokio::spawn(run_upkeep(handle)));
 
+    // Deny rules must be in force before the first request: without them, refuse to serve.
+    state
+        .policies
+        .load_all(
+            state.stores.organizations.as_ref(),
+            state.stores.policies.as_ref(),
+        )
+        .await
+        .map_err(|e| {
+            io::Error::other(format!(
+                "loading access policies: {}",
+                gateway_types::error::error_chain(&e)
+            ))
+        })?;
     let key_usage = tokio::spawn(flush_key_usage(state.clone()));
 
     let factory_state = state.clone();

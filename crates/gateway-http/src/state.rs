@@ -6,6 +6,7 @@ use std::time::Instant;
 use gateway_auth::denylist::MemoryDenyList;
 use gateway_auth::jwt::{JwtKeys, KeyFileError, TokenIssuer};
 use gateway_auth::oidc::{HttpJwksFetcher, OidcVerifier, StoreOrgResolver};
+use gateway_auth::policy::{Effect, PolicyRegistry, PolicyRule};
 use gateway_auth::service::{AuthService, AuthStores};
 use gateway_types::config::GatewayConfig;
 use gateway_types::store::{Stores, TokenDenyList};
@@ -25,6 +26,9 @@ pub enum StateError {
     /// A configured JWT signing key could not be loaded.
     #[error(transparent)]
     SigningKey(#[from] KeyFileError),
+    /// The policies declared in configuration are invalid (the loader validates them first).
+    #[error("invalid policies in configuration: {0}")]
+    Policies(#[from] gateway_auth::policy::InvalidPolicy),
     /// The HTTP client for external identity providers could not be built.
     #[error("cannot set up the identity-provider client")]
     Oidc(#[source] gateway_auth::AuthError),
@@ -47,6 +51,8 @@ pub struct AppState {
     pub runtime: tokio::runtime::Handle,
     /// Authentication: tokens, keys, logins.
     pub auth: Arc<AuthService>,
+    /// Access policy snapshots, one per organization (loaded by [`crate::serve`]).
+    pub policies: Arc<PolicyRegistry>,
 }
 
 impl AppState {
@@ -63,8 +69,10 @@ impl AppState {
             None
         };
         let auth = Arc::new(build_auth(&config, &stores)?);
+        let policies = Arc::new(build_policies(&config)?);
         Ok(Self {
             auth,
+            policies,
             config,
             stores,
             started_at: Instant::now(),
@@ -102,4 +110,28 @@ fn build_auth(config: &GatewayConfig, stores: &Stores) -> Result<AuthService, St
         ));
     }
     Ok(service)
+}
+
+/// The policy registry with the rules declared in configuration; stored rules are loaded by
+/// [`crate::serve`] before it accepts traffic.
+fn build_policies(config: &GatewayConfig) -> Result<PolicyRegistry, StateError> {
+    let default_effect = match config.policies.default_effect {
+        gateway_types::config::PolicyDefault::Allow => Effect::Allow,
+        gateway_types::config::PolicyDefault::Deny => Effect::Deny,
+    };
+    let mut declared = std::collections::BTreeMap::new();
+    for (slug, docs) in &config.policies.organizations {
+        let rules = docs
+            .iter()
+            .map(|d| serde_json::from_value::<PolicyRule>(d.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| gateway_auth::policy::InvalidPolicy {
+                problems: vec![gateway_auth::policy::Problem {
+                    path: slug.clone(),
+                    message: e.to_string(),
+                }],
+            })?;
+        declared.insert(slug.clone(), rules);
+    }
+    Ok(PolicyRegistry::new(default_effect, declared)?)
 }

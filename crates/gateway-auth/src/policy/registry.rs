@@ -62,6 +62,35 @@ impl PolicyRegistry {
         self.default_effect
     }
 
+    /// The rules declared in configuration for an organization slug.
+    #[must_use]
+    pub fn declared(&self, slug: &str) -> &[PolicyRule] {
+        self.declared.get(slug).map_or(&[], Vec::as_slice)
+    }
+
+    /// Checks that `candidate` can join the organization's rule set (as a new rule, or
+    /// replacing the stored rule with the same id), without changing anything.
+    ///
+    /// # Errors
+    /// Every problem of the resulting rule set.
+    pub fn check_candidate(
+        &self,
+        slug: &str,
+        stored: &[StoredPolicy],
+        candidate: &PolicyRule,
+    ) -> Result<(), InvalidPolicy> {
+        candidate.validate()?;
+        let mut rules = self.declared(slug).to_vec();
+        rules.extend(
+            stored
+                .iter()
+                .filter(|p| p.id.to_string() != candidate.id)
+                .filter_map(|p| stored_rule(p).ok()),
+        );
+        rules.push(candidate.clone());
+        PolicySnapshot::new(rules, self.default_effect).map(|_| ())
+    }
+
     /// Rebuilds one organization's snapshot from its declared rules and `stored` rules.
     /// A stored rule that no longer parses is skipped with a warning rather than taking the
     /// organization's whole policy down (stored rules are validated on write).

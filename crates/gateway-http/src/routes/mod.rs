@@ -4,6 +4,7 @@
 mod auth;
 mod health;
 mod metrics;
+mod policies;
 mod users;
 
 use actix_web::dev::Handler;
@@ -54,6 +55,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(users::list))
                 .route(web::post().to(users::create))
                 .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/api/admin/policies")
+                .route(web::get().to(policies::list))
+                .route(web::post().to(policies::create))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(post_only("/api/admin/policies/evaluate", policies::evaluate))
+        .service(
+            web::resource("/api/admin/policies/{id}")
+                .route(web::get().to(policies::get))
+                .route(web::put().to(policies::update))
+                .route(web::delete().to(policies::delete))
+                .default_service(not_allowed("GET, PUT, DELETE")),
         )
         .service(
             web::resource("/api/admin/users/{id}")
