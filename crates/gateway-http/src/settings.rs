@@ -126,13 +126,21 @@ pub fn load(opts: LoadOptions) -> Result<GatewayConfig, SettingsError> {
     let merged = builder
         .build()
         .map_err(|err| ConfigErrors(vec![ConfigIssue::new("environment", err.to_string())]))?;
-    let mut cfg: GatewayConfig = match merged.clone().try_deserialize() {
-        Ok(cfg) => cfg,
-        Err(_) => return Err(ConfigErrors(diagnose(&merged))),
+    // Keys that do not fit the schema are reported, and the values of the others still checked:
+    // every problem at once, not one per start.
+    let (mut cfg, mut issues): (GatewayConfig, Vec<ConfigIssue>) = match merged.clone().try_deserialize() {
+        Ok(cfg) => (cfg, Vec::new()),
+        Err(_) => {
+            let (issues, usable) = diagnose(&merged);
+            match usable {
+                Some(cfg) => (cfg, issues),
+                None => return Err(ConfigErrors(issues)),
+            }
+        }
     };
     cfg.environment = environment;
 
-    let mut issues = cfg.validate().err().map(|e| e.0).unwrap_or_default();
+    issues.extend(cfg.validate().err().map(|e| e.0).unwrap_or_default());
     issues.extend(policy_issues(&cfg.policies));
     if let Err(err) = crate::telemetry::filter(&cfg.logging.level) {
         issues.push(ConfigIssue::new(
@@ -231,20 +239,27 @@ fn split_env(vars: &HashMap<String, String>) -> (config::Map<String, String>, Li
 
 /// Finds every key whose value does not fit the schema, by applying each leaf of the merged
 /// configuration alone on top of the (valid) built-in defaults.
-fn diagnose(merged: &Config) -> Vec<ConfigIssue> {
+/// Also returns the configuration made of the built-in defaults and every fitting key, so the
+/// values of those can still be validated.
+fn diagnose(merged: &Config) -> (Vec<ConfigIssue>, Option<GatewayConfig>) {
     let mut leaves = Vec::new();
     if let Ok(table) = merged.collect() {
         flatten("", table, &mut leaves);
     }
     let mut issues = Vec::new();
+    let mut usable = Config::builder().add_source(File::from_str(EMBEDDED_DEFAULT, FileFormat::Yaml));
     for (key, value) in leaves {
         let probe = Config::builder()
             .add_source(File::from_str(EMBEDDED_DEFAULT, FileFormat::Yaml))
-            .set_override(key.as_str(), value)
+            .set_override(key.as_str(), value.clone())
             .and_then(|b| b.build())
             .and_then(Config::try_deserialize::<GatewayConfig>);
-        if let Err(err) = probe {
-            issues.push(ConfigIssue::new(key, clean_message(&err.to_string())));
+        match probe {
+            Err(err) => issues.push(ConfigIssue::new(key, clean_message(&err.to_string()))),
+            Ok(_) => match usable.clone().set_override(key.as_str(), value) {
+                Ok(b) => usable = b,
+                Err(err) => issues.push(ConfigIssue::new(key, clean_message(&err.to_string()))),
+            },
         }
     }
     if issues.is_empty() {
@@ -253,7 +268,11 @@ fn diagnose(merged: &Config) -> Vec<ConfigIssue> {
             "could not be read; check its structure",
         ));
     }
-    issues
+    let usable = usable
+        .build()
+        .ok()
+        .and_then(|c| c.try_deserialize::<GatewayConfig>().ok());
+    (issues, usable)
 }
 
 fn flatten(prefix: &str, table: Map<String, Value>, out: &mut Vec<(String, Value)>) {
@@ -461,6 +480,21 @@ mod tests {
             assert!(keys.contains(&want), "{want} missing from {err}");
         }
         assert_eq!(keys.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn type_errors_and_value_errors_are_reported_together() {
+        let err = load(opts(
+            None,
+            &[
+                ("GATEWAY__SERVER__PORT", "abc"),
+                ("GATEWAY__DATABASE__URL", "mysql://x/y"),
+            ],
+        ))
+        .unwrap_err();
+        let mut keys = issue_keys(&err);
+        keys.sort_unstable();
+        assert_eq!(keys, ["database.url", "server.port"], "{err}");
     }
 
     #[test]
