@@ -315,3 +315,37 @@ async fn rules_from_configuration_apply_and_are_listed() {
     .await;
     assert_eq!(d["allowed"], false);
 }
+
+#[tokio::test]
+async fn organizations_created_while_running_get_their_declared_rules() {
+    let app = TestApp::builder()
+        .env("GATEWAY__AUTH__BCRYPT_COST", "4")
+        .env("GATEWAY__POLICIES__RELOAD_INTERVAL_SECONDS", "1")
+        .config_yaml(
+            "policies:\n  organizations:\n    late:\n      - id: no-env\n        name: no-env\n        effect: deny\n        resources: [{ kind: tool, name: get-env }]\n        actions: [call]\n",
+        )
+        .spawn()
+        .await;
+    let late = org(&app, "late").await;
+    let viewer = token(&app, late, "v@late.example", Role::Viewer).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, d) = send(
+            &app,
+            Method::POST,
+            "/api/admin/policies/evaluate",
+            &viewer,
+            Some(dry_run("user", "get-env", Some(json!({})))),
+        )
+        .await;
+        if d["allowed"] == false {
+            assert_eq!(d["reason"], "denied by policy 'no-env'");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the periodic reload never applied the declared rule"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

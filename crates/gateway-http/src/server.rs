@@ -89,6 +89,7 @@ pub async fn serve(
             ))
         })?;
     let key_usage = tokio::spawn(flush_key_usage(state.clone()));
+    let policy_reload = tokio::spawn(reload_policies(state.clone()));
 
     let factory_state = state.clone();
     let server = HttpServer::new(move || app(factory_state.clone()))
@@ -119,11 +120,35 @@ pub async fn serve(
         task.abort();
     }
     key_usage.abort();
+    policy_reload.abort();
     // Last batch of API-key `last_used_at` times.
     if let Err(err) = state.auth.flush_key_usage().await {
         tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record API key usage at shutdown");
     }
     result
+}
+
+/// Rebuilds every organization's policy snapshot every `policies.reload_interval_seconds`, so
+/// rules written through another replica, and organizations created after start, apply within
+/// that time. A failed reload keeps the current snapshots.
+async fn reload_policies(state: AppState) {
+    let every = Duration::from_secs(state.config.policies.reload_interval_seconds.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate, and serve() has just loaded them
+    loop {
+        tick.tick().await;
+        let result = state
+            .policies
+            .load_all(
+                state.stores.organizations.as_ref(),
+                state.stores.policies.as_ref(),
+            )
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not reload policies; keeping the current ones");
+        }
+    }
 }
 
 /// How often API-key `last_used_at` times are written (in one batch).

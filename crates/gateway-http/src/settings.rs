@@ -367,6 +367,7 @@ mod tests {
             "oidc_issuers:",
             "public_url:",
             "default_effect:",
+            "reload_interval_seconds:",
             "organizations:",
             "jwt_issuer:",
             "jwt_audience:",

@@ -79,13 +79,25 @@ pub struct GatewayConfig {
 /// Access policies from configuration; they apply together with the rules managed through
 /// the API. The rule documents' schema belongs to `gateway-auth`'s policy engine, which the
 /// loader uses to validate them.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoliciesConfig {
     /// The effect when no rule applies.
     pub default_effect: PolicyDefault,
+    /// How often every organization's rules are reloaded from the store.
+    pub reload_interval_seconds: u64,
     /// Rule documents by organization slug.
     pub organizations: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        Self {
+            default_effect: PolicyDefault::Allow,
+            reload_interval_seconds: 30,
+            organizations: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 /// The effect when no policy rule applies.
@@ -651,6 +663,11 @@ impl GatewayConfig {
                 "needed unless role_claim and role_map are set",
             );
         }
+        check(
+            (1..=3600).contains(&self.policies.reload_interval_seconds),
+            "policies.reload_interval_seconds",
+            "must be between 1 and 3600",
+        );
         if let Some(url) = &a.public_url {
             check(
                 url::Url::parse(url)
