@@ -118,7 +118,7 @@ impl TestAppBuilder {
         })
         .unwrap_or_else(|problems| panic!("test configuration rejected: {problems}"));
 
-        let mut stores = gateway_store::connect(&config.database)
+        let mut stores = gateway_store::connect_all(&config.database, &config.redis)
             .await
             .expect("connect to the test store");
         if let Some(hook) = self.stores_hook {

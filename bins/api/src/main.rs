@@ -173,7 +173,7 @@ fn run(config: GatewayConfig) -> anyhow::Result<()> {
 
 async fn serve(config: Arc<GatewayConfig>) -> anyhow::Result<()> {
     let stop = shutdown::signal().context("installing signal handlers")?;
-    let stores = gateway_store::connect(&config.database)
+    let stores = gateway_store::connect_all(&config.database, &config.redis)
         .await
         .context("connecting to the database")?;
     let state = AppState::new(Arc::clone(&config), stores)?;

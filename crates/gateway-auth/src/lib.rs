@@ -40,7 +40,6 @@
 //! ```
 
 pub mod bootstrap;
-pub mod denylist;
 pub mod error;
 pub mod jwt;
 pub mod oidc;

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use gateway_auth::denylist::MemoryDenyList;
 use gateway_auth::jwt::{JwtKeys, KeyFileError, TokenIssuer};
 use gateway_auth::oidc::{HttpJwksFetcher, OidcVerifier, StoreOrgResolver};
 use gateway_auth::policy::{Effect, PolicyRegistry, PolicyRule};
@@ -82,8 +81,8 @@ impl AppState {
     }
 }
 
-/// The authentication service over the stores. The access-token deny-list is in memory (one
-/// node); a Redis-backed one for several replicas comes with the shared-state work.
+/// The authentication service over the stores (the access-token deny-list is the stores': in
+/// memory, or on Redis when the binary connected it).
 fn build_auth(config: &GatewayConfig, stores: &Stores) -> Result<AuthService, StateError> {
     let a = &config.auth;
     let issuer = TokenIssuer::new(
@@ -92,7 +91,7 @@ fn build_auth(config: &GatewayConfig, stores: &Stores) -> Result<AuthService, St
         a.jwt_audience.clone(),
         a.access_token_ttl_seconds,
     );
-    let denylist: Arc<dyn TokenDenyList> = Arc::new(MemoryDenyList::new());
+    let denylist: Arc<dyn TokenDenyList> = stores.denylist.clone();
     let auth_stores = AuthStores {
         users: stores.users.clone(),
         api_keys: stores.api_keys.clone(),

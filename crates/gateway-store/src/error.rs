@@ -179,6 +179,9 @@ pub enum ConnectError {
     /// The first connection failed.
     #[error("cannot connect to the database")]
     Connect(#[source] StoreError),
+    /// Redis could not be used.
+    #[error("cannot connect to Redis")]
+    Redis(#[source] BoxError),
     /// `connect` was called outside a tokio runtime.
     #[error("the store must be built inside a tokio runtime")]
     NoRuntime(#[source] tokio::runtime::TryCurrentError),

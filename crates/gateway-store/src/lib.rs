@@ -55,6 +55,7 @@ mod convert;
 mod error;
 pub mod migrate;
 mod postgres;
+pub mod shared_state;
 mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -81,4 +82,20 @@ pub async fn connect(cfg: &DatabaseConfig) -> Result<Stores, ConnectError> {
         DatabaseBackend::Sqlite => Ok(SqliteStore::connect(cfg).await?.into_stores()),
         DatabaseBackend::Postgres => Ok(PgStore::connect(cfg).await?.into_stores()),
     }
+}
+
+/// [`connect`], plus the shared state on Redis when `redis.url` is set (otherwise the stores'
+/// in-memory deny-list stays: a single node needs nothing else).
+///
+/// # Errors
+/// As [`connect`], or Redis configured but not answering.
+pub async fn connect_all(
+    db: &DatabaseConfig,
+    redis: &gateway_types::config::RedisConfig,
+) -> Result<Stores, ConnectError> {
+    let mut stores = connect(db).await?;
+    if redis.url.is_some() {
+        stores.denylist = std::sync::Arc::new(shared_state::RedisDenyList::connect(redis).await?);
+    }
+    Ok(stores)
 }

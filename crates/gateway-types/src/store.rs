@@ -431,6 +431,8 @@ pub struct Stores {
     pub changes: Arc<dyn ChangeLogStore>,
     /// Access policy rules.
     pub policies: Arc<dyn PolicyStore>,
+    /// Revoked access tokens (in memory, or on Redis when configured).
+    pub denylist: Arc<dyn TokenDenyList>,
     /// Store liveness.
     pub status: Arc<dyn StoreHealth>,
 }

@@ -27,6 +27,7 @@ impl Store {
             health: s.clone(),
             changes: s.clone(),
             policies: s.clone(),
+            denylist: Arc::new(crate::shared_state::MemoryDenyList::new()),
             status: s,
         }
     }

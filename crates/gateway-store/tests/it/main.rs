@@ -21,6 +21,7 @@ mod namespaces;
 mod organizations;
 mod policies;
 mod rate_limits;
+mod redis;
 mod refresh_tokens;
 mod schema;
 mod servers;
