@@ -54,6 +54,11 @@ lint: tools
 fmt:
     cargo fmt --all
 
+# Install the pinned real MCP peers for end-to-end tests (server-everything on Node 22, the Python SDK driver)
+# into tests/peers/; fast when already installed. See tests/peers/README.md.
+peers:
+    tests/peers/setup.sh
+
 # Performance measurements (see ../shared/BENCHMARKS.md).
 bench:
     @echo "just bench: the benchmark harness (native echo upstream + MCP load generator) arrives with the proxy-core issue; there is no MCP data path to measure yet." >&2
