@@ -127,6 +127,17 @@ def describe_exc(exc: BaseException) -> str:
     return short(text, 500)
 
 
+def is_teardown_race(exc: BaseException) -> bool:
+    """The SDK's shutdown race: a late server message hits the already-closed session streams.
+
+    mcp 2.3.0's legacy-SSE client (and sometimes others) then raises BrokenResourceError or
+    ClosedResourceError out of the transport's exit, after every request was answered.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_teardown_race(e) for e in exc.exceptions)
+    return isinstance(exc, anyio.BrokenResourceError | anyio.ClosedResourceError)
+
+
 def tool_text(result: types.CallToolResult) -> str:
     """The concatenated text blocks of a tool result."""
     return "\n".join(block.text for block in result.content if isinstance(block, types.TextContent))
@@ -356,8 +367,8 @@ async def ws_transport(url: str, headers: dict[str, str], conn: Conn) -> AsyncIt
                         await read_writer.send(SessionMessage(message))
             except ConnectionClosed as exc:  # closed without a clean close frame (or with an error code)
                 conn.transport_errors.append(f"WebSocket closed: {exc}")
-            except anyio.ClosedResourceError:
-                pass
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass  # the session closed its end: a message that raced the shutdown is dropped
 
         async def writer() -> None:
             try:
@@ -764,13 +775,18 @@ async def sc_concurrent_sessions(ctx: Ctx) -> str:
     results: dict[int, tuple[str, str | None]] = {}
     errors: dict[int, str] = {}
 
+    races: list[int] = []
+
     async def one(k: int) -> None:
         try:
             async with open_conn(ctx.args, f"session-{k}") as conn:
                 text = tool_text(await conn.call("echo", {"message": f"session-{k}"}))
                 results[k] = (text, conn.session_id)
         except Exception as exc:
-            errors[k] = describe_exc(exc)
+            if k in results and is_teardown_race(exc):
+                races.append(k)  # answered, then a late server message raced the SDK's shutdown
+            else:
+                errors[k] = describe_exc(exc)
 
     t0 = time.monotonic()
     async with anyio.create_task_group() as tg:
@@ -783,7 +799,8 @@ async def sc_concurrent_sessions(ctx: Ctx) -> str:
     sids = [sid for _, sid in results.values() if sid]
     expect(len(set(sids)) == len(sids), f"session ids repeat: {sids}")
     ids_note = f", {len(set(sids))} distinct session ids" if sids else ""
-    return f"{n} concurrent sessions initialized and answered their own echo{ids_note} in {elapsed:.2f}s"
+    race_note = f" ({len(races)} closed with the SDK's teardown race, ignored)" if races else ""
+    return f"{n} concurrent sessions initialized and answered their own echo{ids_note} in {elapsed:.2f}s{race_note}"
 
 
 SCENARIO_FUNCS: dict[str, Callable[[Ctx], Awaitable[Any]]] = {
