@@ -10,5 +10,6 @@ mod binaries;
 mod cors;
 mod errors;
 mod health;
+mod mcp;
 mod metrics;
 mod policies;

@@ -26,11 +26,13 @@
 
 pub mod authn;
 pub mod error;
+mod mcp;
 pub mod metrics;
 mod middleware;
 pub mod request_id;
 mod routes;
 mod server;
+pub mod servers_cache;
 pub mod settings;
 pub mod shutdown;
 pub mod state;

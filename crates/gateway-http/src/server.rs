@@ -89,6 +89,7 @@ pub async fn serve(
             ))
         })?;
     let key_usage = tokio::spawn(flush_key_usage(state.clone()));
+    let hub_upkeep = tokio::spawn(std::sync::Arc::clone(&state.hub).run_upkeep());
     let policy_reload = tokio::spawn(reload_policies(state.clone()));
 
     let factory_state = state.clone();
@@ -121,6 +122,9 @@ pub async fn serve(
     }
     key_usage.abort();
     policy_reload.abort();
+    hub_upkeep.abort();
+    // Every MCP session ends; stdio servers get their grace period, then no process survives.
+    state.hub.shutdown().await;
     // Last batch of API-key `last_used_at` times.
     if let Err(err) = state.auth.flush_key_usage().await {
         tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record API key usage at shutdown");

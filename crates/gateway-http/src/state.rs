@@ -1,7 +1,18 @@
 //! What every handler can reach.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use gateway_transport::client::SessionBuffers;
+use gateway_transport::http::HttpConnector;
+use gateway_transport::hub::{Hub, HubSettings};
+use gateway_transport::link::Connectors;
+use gateway_transport::sse_client::SseConnector;
+use gateway_transport::stdio::{ProcessTable, StdioConnector};
+use gateway_transport::upstream::RestartPolicy;
+use gateway_transport::ws::WsConnector;
+
+use crate::servers_cache::ServerCache;
 
 use gateway_auth::jwt::{JwtKeys, KeyFileError, TokenIssuer};
 use gateway_auth::oidc::{HttpJwksFetcher, OidcVerifier, StoreOrgResolver};
@@ -28,6 +39,9 @@ pub enum StateError {
     /// The policies declared in configuration are invalid (the loader validates them first).
     #[error("invalid policies in configuration: {0}")]
     Policies(#[from] gateway_auth::policy::InvalidPolicy),
+    /// The HTTP client for upstream servers could not be built.
+    #[error("cannot set up the upstream HTTP client")]
+    Transport(#[source] gateway_transport::error::TransportError),
     /// The HTTP client for external identity providers could not be built.
     #[error("cannot set up the identity-provider client")]
     Oidc(#[source] gateway_auth::AuthError),
@@ -52,6 +66,12 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     /// Access policy snapshots, one per organization (loaded by [`crate::serve`]).
     pub policies: Arc<PolicyRegistry>,
+    /// Every live MCP session and upstream of this process.
+    pub hub: Arc<Hub>,
+    /// Server records for the MCP endpoints, cached briefly.
+    pub servers: Arc<ServerCache>,
+    /// Organization limits for the MCP endpoints, cached briefly.
+    pub(crate) org_limits: Arc<crate::mcp::OrgLimits>,
 }
 
 impl AppState {
@@ -69,9 +89,14 @@ impl AppState {
         };
         let auth = Arc::new(build_auth(&config, &stores)?);
         let policies = Arc::new(build_policies(&config)?);
+        let hub = build_hub(&config, &stores, runtime.clone())?;
+        let servers = Arc::new(ServerCache::new(stores.servers.clone(), Duration::from_secs(5)));
         Ok(Self {
             auth,
             policies,
+            hub,
+            servers,
+            org_limits: Arc::default(),
             config,
             stores,
             started_at: Instant::now(),
@@ -79,6 +104,43 @@ impl AppState {
             runtime,
         })
     }
+}
+
+/// The MCP hub: connectors for every upstream transport on one shared HTTP client.
+fn build_hub(
+    config: &GatewayConfig,
+    stores: &Stores,
+    runtime: tokio::runtime::Handle,
+) -> Result<Arc<Hub>, StateError> {
+    let m = &config.mcp;
+    let client = gateway_transport::http::default_client().map_err(StateError::Transport)?;
+    let processes = ProcessTable::new(m.max_processes_per_org);
+    let connectors = Connectors {
+        stdio: Arc::new(StdioConnector::new(Arc::clone(&processes))),
+        http: Arc::new(HttpConnector::new(client.clone())),
+        sse: Arc::new(SseConnector::new(client)),
+        ws: Arc::new(WsConnector),
+    };
+    let settings = HubSettings {
+        idle_timeout: Duration::from_secs(m.session_idle_timeout_seconds),
+        buffers: SessionBuffers {
+            outbound: m.outbound_queue,
+            events: m.event_buffer_events,
+            event_bytes: m.event_buffer_bytes,
+        },
+        restart: RestartPolicy {
+            max_failures: m.max_restarts,
+            window: Duration::from_secs(m.crash_window_seconds),
+            ..RestartPolicy::default()
+        },
+    };
+    Ok(Hub::new(
+        connectors,
+        processes,
+        settings,
+        Some(stores.sessions.clone()),
+        runtime,
+    ))
 }
 
 /// The authentication service over the stores (the access-token deny-list is the stores': in

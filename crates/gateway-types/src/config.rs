@@ -74,6 +74,43 @@ pub struct GatewayConfig {
     pub metrics: MetricsConfig,
     /// Access policies declared in configuration.
     pub policies: PoliciesConfig,
+    /// MCP sessions and upstreams.
+    pub mcp: McpConfig,
+}
+
+/// MCP sessions, their buffers and the upstream processes the gateway runs.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// Sessions without activity (and without an open stream) for this long are closed.
+    pub session_idle_timeout_seconds: u64,
+    /// Live stdio server processes per organization (0 = no limit).
+    pub max_processes_per_org: usize,
+    /// Server-initiated messages queued per session before new ones are dropped.
+    pub outbound_queue: usize,
+    /// SSE events kept per session for `Last-Event-ID` resumption.
+    pub event_buffer_events: usize,
+    /// Bytes of SSE events kept per session.
+    pub event_buffer_bytes: usize,
+    /// Upstream restarts: failures within `crash_window_seconds` after which a server is
+    /// given up on (crash loop).
+    pub max_restarts: usize,
+    /// The window for counting failures.
+    pub crash_window_seconds: u64,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            session_idle_timeout_seconds: 1800,
+            max_processes_per_org: 50,
+            outbound_queue: 256,
+            event_buffer_events: 1024,
+            event_buffer_bytes: 8 * 1024 * 1024,
+            max_restarts: 5,
+            crash_window_seconds: 60,
+        }
+    }
 }
 
 /// Access policies from configuration; they apply together with the rules managed through
@@ -487,6 +524,38 @@ impl GatewayConfig {
                 issues.push(ConfigIssue::new(key, msg));
             }
         };
+
+        let m = &self.mcp;
+        check(
+            (10..=7 * 24 * 3600).contains(&m.session_idle_timeout_seconds),
+            "mcp.session_idle_timeout_seconds",
+            "must be between 10 and 604800",
+        );
+        check(
+            (1..=65536).contains(&m.outbound_queue),
+            "mcp.outbound_queue",
+            "must be between 1 and 65536",
+        );
+        check(
+            (1..=1_000_000).contains(&m.event_buffer_events),
+            "mcp.event_buffer_events",
+            "must be between 1 and 1000000",
+        );
+        check(
+            (1024..=1024 * 1024 * 1024).contains(&m.event_buffer_bytes),
+            "mcp.event_buffer_bytes",
+            "must be between 1024 and 1073741824",
+        );
+        check(
+            (1..=1000).contains(&m.max_restarts),
+            "mcp.max_restarts",
+            "must be between 1 and 1000",
+        );
+        check(
+            (1..=86400).contains(&m.crash_window_seconds),
+            "mcp.crash_window_seconds",
+            "must be between 1 and 86400",
+        );
 
         let s = &self.server;
         check(!s.host.trim().is_empty(), "server.host", "must not be empty");

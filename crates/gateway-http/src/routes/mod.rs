@@ -16,6 +16,7 @@ use crate::error::ApiError;
 
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    crate::mcp::configure(cfg);
     cfg.service(get_only("/", root))
         .service(get_only("/health", health::readiness))
         .service(get_only("/health/live", health::liveness))

@@ -1,0 +1,119 @@
+//! The MCP pipeline's policy hook: one [`PolicyGuard`] per client session decides every
+//! request and filters every list result with the same evaluation function, so what a client
+//! sees listed and what it may use never disagree.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use gateway_auth::policy::{Action, ItemKind, PolicyRegistry, PolicyRequest, SubjectFacts, Target};
+use gateway_auth::principal::Principal;
+use gateway_transport::client::Guard;
+use gateway_transport::error::codes;
+use gateway_transport::upstream::ResultFilter;
+use gateway_types::ids::OrgId;
+use gateway_types::jsonrpc::{ErrorObject, Request};
+use serde_json::Value;
+
+/// Policy for one client session on one server.
+#[derive(Debug)]
+pub(crate) struct PolicyGuard {
+    registry: Arc<PolicyRegistry>,
+    org: OrgId,
+    subject: SubjectFacts,
+    namespace: Option<String>,
+    server: String,
+    client_ip: Option<IpAddr>,
+}
+
+impl PolicyGuard {
+    pub(crate) fn new(
+        registry: Arc<PolicyRegistry>,
+        principal: &Principal,
+        namespace: Option<String>,
+        server: String,
+        client_ip: Option<IpAddr>,
+    ) -> Self {
+        Self {
+            registry,
+            org: principal.org_id,
+            subject: SubjectFacts::from_principal(principal),
+            namespace,
+            server,
+            client_ip,
+        }
+    }
+
+    fn request(&self, action: Action, kind: ItemKind, name: &str) -> PolicyRequest {
+        let target = Target::item(self.namespace.as_deref(), &self.server, kind, name);
+        let mut req = PolicyRequest::new(self.subject.clone(), action, target);
+        if let Some(ip) = self.client_ip {
+            req = req.with_client_ip(ip);
+        }
+        req
+    }
+}
+
+impl ResultFilter for PolicyGuard {
+    fn filter(&self, method: &str, result: &mut Value) {
+        let (field, key, kind) = match method {
+            "tools/list" => ("tools", "name", ItemKind::Tool),
+            "resources/list" => ("resources", "uri", ItemKind::Resource),
+            "resources/templates/list" => ("resourceTemplates", "uriTemplate", ItemKind::Resource),
+            "prompts/list" => ("prompts", "name", ItemKind::Prompt),
+            _ => return,
+        };
+        let snapshot = self.registry.snapshot(self.org);
+        if let Some(items) = result.get_mut(field).and_then(Value::as_array_mut) {
+            items.retain(|item| {
+                let name = item.get(key).and_then(Value::as_str).unwrap_or("");
+                snapshot.visible(&self.request(Action::List, kind, name)).allowed
+            });
+        }
+    }
+}
+
+impl Guard for PolicyGuard {
+    fn check(&self, request: &Request) -> Result<(), ErrorObject> {
+        let params = request.params.as_ref();
+        let text = |k: &str| {
+            params
+                .and_then(|p| p.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
+        let (action, kind, name, args) = match request.method.as_str() {
+            "tools/call" => (
+                Action::Call,
+                ItemKind::Tool,
+                text("name"),
+                params.and_then(|p| p.get("arguments")),
+            ),
+            "resources/read" | "resources/subscribe" => (Action::Read, ItemKind::Resource, text("uri"), None),
+            "prompts/get" => (
+                Action::Get,
+                ItemKind::Prompt,
+                text("name"),
+                params.and_then(|p| p.get("arguments")),
+            ),
+            _ => return Ok(()),
+        };
+        let mut req = self.request(action, kind, name);
+        if let Some(args) = args {
+            req = req.with_arguments(args.clone());
+        }
+        let decision = self.registry.snapshot(self.org).evaluate(&req);
+        if decision.allowed {
+            Ok(())
+        } else {
+            tracing::info!(
+                org.id = %self.org,
+                server.name = %self.server,
+                mcp.method = %request.method,
+                mcp.item = %name,
+                rule = decision.rule.as_ref().map_or("default", |r| r.id.as_str()),
+                "MCP request denied by policy"
+            );
+            Err(ErrorObject::new(codes::POLICY_DENIED, decision.reason))
+        }
+    }
+}

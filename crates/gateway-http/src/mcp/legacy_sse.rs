@@ -1,0 +1,168 @@
+//! Legacy HTTP+SSE (MCP 2024-11-05) on `/servers/{id}/sse`: GET opens the session's stream,
+//! whose first event, `endpoint`, names where to POST messages (this same path with
+//! `?sessionId=`); answers and server-initiated messages all arrive on the stream. The session
+//! ends when the stream does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use futures_util::stream;
+use gateway_transport::client::{ClientSession, ClientTransport};
+use gateway_transport::error::codes;
+use gateway_transport::hub::Hub;
+use gateway_transport::sse;
+use gateway_types::error::ErrorCode;
+use gateway_types::ids::SessionId;
+use gateway_types::jsonrpc::{ErrorObject, Payload};
+use serde::Deserialize;
+
+use super::{
+    check_origin, lookup_owner, mcp_principal, open_session, parse_body, resolve, rpc_error, session_matches,
+};
+use crate::authn::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Closes the session when the stream is dropped (the client went away).
+struct CloseOnDrop {
+    hub: Arc<Hub>,
+    id: SessionId,
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.hub.close(self.id);
+    }
+}
+
+/// GET: opens a session and its stream.
+pub(super) async fn open(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let principal = mcp_principal(&auth)?;
+    check_origin(&req, &state)?;
+    let server = resolve(&state, principal, &path).await?;
+    let session = open_session(&state, &req, principal, &server, ClientTransport::Sse, None)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::RateLimited, e.message))?;
+    let Some(rx) = session.take_outbound() else {
+        return Err(ApiError::internal(std::io::Error::other(
+            "new session without its queue",
+        )));
+    };
+    session.set_streaming(true);
+    let endpoint = format!("{}?sessionId={}", req.path(), session.id());
+    let first = sse::encode(None, Some("endpoint"), &endpoint);
+    let guard = CloseOnDrop {
+        hub: Arc::clone(&state.hub),
+        id: session.id(),
+    };
+    let body = stream::once(async move { Ok::<_, actix_web::Error>(first) }).chain_with(rx, guard, session);
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body))
+}
+
+trait ChainWith {
+    fn chain_with(
+        self,
+        rx: tokio::sync::mpsc::Receiver<gateway_types::jsonrpc::Message>,
+        guard: CloseOnDrop,
+        session: Arc<ClientSession>,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static;
+}
+
+impl<S> ChainWith for S
+where
+    S: futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+{
+    fn chain_with(
+        self,
+        rx: tokio::sync::mpsc::Receiver<gateway_types::jsonrpc::Message>,
+        guard: CloseOnDrop,
+        session: Arc<ClientSession>,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
+        use futures_util::StreamExt;
+        let rest = stream::unfold((rx, guard, session), |(mut rx, guard, session)| async move {
+            match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
+                Err(_) => Some((Ok(sse::keep_alive()), (rx, guard, session))),
+                Ok(None) => None,
+                Ok(Some(m)) => {
+                    session.touch();
+                    let text = serde_json::to_string(&m).unwrap_or_default();
+                    Some((
+                        Ok(sse::encode(None, Some("message"), &text)),
+                        (rx, guard, session),
+                    ))
+                }
+            }
+        });
+        self.chain(rest)
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct SessionQuery {
+    #[serde(rename = "sessionId")]
+    session_id: Option<String>,
+}
+
+/// POST `?sessionId=`: a message for the session; answers go to the stream.
+pub(super) async fn message(
+    req: HttpRequest,
+    body: Bytes,
+    path: web::Path<String>,
+    query: web::Query<SessionQuery>,
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let principal = mcp_principal(&auth)?;
+    check_origin(&req, &state)?;
+    let not_found = || {
+        rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            ErrorObject::new(codes::INVALID_REQUEST, "session not found"),
+        )
+    };
+    let Some(id) = query
+        .session_id
+        .as_deref()
+        .and_then(|s| s.parse::<uuid::Uuid>().ok())
+    else {
+        return Ok(not_found());
+    };
+    let Some(session) = state
+        .hub
+        .get(SessionId::from_uuid(id), &lookup_owner(principal))
+        .filter(|s| session_matches(s, &path))
+    else {
+        return Ok(not_found());
+    };
+    let payload = match parse_body(&body) {
+        Ok(p) => p,
+        Err(resp) => return Ok(*resp),
+    };
+    let messages = match payload {
+        Payload::Single(m) => vec![m],
+        Payload::Batch(b) => b,
+    };
+    let reply = session.sender();
+    // Answers go to the stream: handle on the shared runtime and answer 202 at once.
+    state.runtime.spawn(async move {
+        for m in messages {
+            session.handle(m, &reply).await;
+        }
+    });
+    Ok(HttpResponse::Accepted().finish())
+}

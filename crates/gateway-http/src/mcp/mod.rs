@@ -1,0 +1,285 @@
+//! The client-facing MCP endpoints: Streamable HTTP (`/servers/{id}/mcp`), legacy HTTP+SSE
+//! (`/servers/{id}/sse`), WebSocket (`/servers/{id}/ws`), plain JSON-RPC
+//! (`/servers/{id}/rpc`) and the status endpoints. The protocol machinery is
+//! `gateway-transport`'s; this module maps HTTP onto it.
+
+mod guard;
+mod legacy_sse;
+mod rpc;
+mod status;
+mod streamable;
+mod ws;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use gateway_auth::principal::{Principal, Subject};
+use gateway_auth::rbac::Permission;
+use gateway_transport::client::{ClientSession, ClientTransport, Owner};
+use gateway_transport::error::codes;
+use gateway_transport::hub::{OpenError, SessionMode};
+use gateway_transport::link::UpstreamSpec;
+use gateway_types::error::ErrorCode;
+use gateway_types::ids::OrgId;
+use gateway_types::jsonrpc::{ErrorObject, ErrorResponse, Message, RequestId};
+
+use crate::authn::Authenticated;
+use crate::error::ApiError;
+use crate::routes::not_allowed;
+use crate::servers_cache::ResolvedServer;
+use crate::state::AppState;
+
+pub(crate) use guard::PolicyGuard;
+
+/// Protocol revisions of the session-based era the endpoints speak.
+pub(crate) const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// Registers the MCP routes.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/servers/{id}/mcp")
+            .route(web::post().to(streamable::post))
+            .route(web::get().to(streamable::get))
+            .route(web::delete().to(streamable::delete))
+            .default_service(not_allowed("GET, POST, DELETE")),
+    )
+    .service(
+        web::resource("/servers/{id}/sse")
+            .route(web::get().to(legacy_sse::open))
+            .route(web::post().to(legacy_sse::message))
+            .default_service(not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/servers/{id}/ws")
+            .route(web::get().to(ws::open))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/servers/{id}/rpc")
+            .route(web::post().to(rpc::call))
+            .default_service(not_allowed("POST")),
+    )
+    .service(crate::routes::get_only("/mcp/status", status::mcp))
+    .service(crate::routes::get_only("/sse/status", status::sse))
+    .service(crate::routes::get_only("/ws/status", status::ws))
+    .service(crate::routes::get_only("/mcp/capabilities", status::capabilities));
+}
+
+/// Organization limits read on session open, cached briefly (never a query per request).
+#[derive(Debug, Default)]
+pub(crate) struct OrgLimits {
+    entries: Mutex<HashMap<OrgId, (Instant, u32)>>,
+}
+
+const ORG_LIMITS_TTL: Duration = Duration::from_secs(10);
+
+impl OrgLimits {
+    async fn max_sessions(&self, state: &AppState, org: OrgId) -> Result<u32, ApiError> {
+        if let Some((at, n)) = self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&org)
+            && at.elapsed() < ORG_LIMITS_TTL
+        {
+            return Ok(*n);
+        }
+        let n = state
+            .stores
+            .organizations
+            .get(org)
+            .await
+            .map_err(ApiError::internal)?
+            .map_or(0, |o| u32::try_from(o.max_sessions).unwrap_or(0));
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(org, (Instant::now(), n));
+        Ok(n)
+    }
+}
+
+/// The caller, with the permission MCP traffic needs.
+fn mcp_principal(auth: &Authenticated) -> Result<&Principal, ApiError> {
+    auth.require(Permission::McpUse)
+}
+
+/// Browsers may only reach MCP endpoints from the gateway's own origin or a configured CORS
+/// origin (DNS-rebinding protection, as the transport spec requires): anything else is 403.
+fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let allowed = &state.config.server.cors.allowed_origins;
+    if allowed.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin)) {
+        return Ok(());
+    }
+    let host = req.connection_info().host().to_owned();
+    let same = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/').eq_ignore_ascii_case(&host));
+    if same {
+        return Ok(());
+    }
+    if let Some(public) = &state.config.auth.public_url
+        && public.trim_end_matches('/').eq_ignore_ascii_case(origin)
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(ErrorCode::Forbidden, "origin not allowed"))
+}
+
+/// The server addressed by `{id}` (id or name) in the caller's organization. Another
+/// organization's server, or one outside the credential's namespace, is "not found".
+async fn resolve(
+    state: &AppState,
+    principal: &Principal,
+    id_or_name: &str,
+) -> Result<Arc<ResolvedServer>, ApiError> {
+    let server = state
+        .servers
+        .resolve(principal.org_id, id_or_name)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such server"))?;
+    if let Some(ns) = principal.namespace
+        && server.record.namespace_id != Some(ns)
+    {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such server"));
+    }
+    Ok(server)
+}
+
+fn owner_of(principal: &Principal, server: &ResolvedServer) -> Owner {
+    let (principal_key, user_id, api_key_id) = match &principal.subject {
+        Subject::User { user_id, .. } => (format!("user:{user_id}"), Some(*user_id), None),
+        Subject::ApiKey { key_id, user_id } => (format!("user:{user_id}"), Some(*user_id), Some(*key_id)),
+        Subject::App { key_id } => (format!("app:{key_id}"), None, Some(*key_id)),
+        Subject::External { issuer, subject } => (format!("ext:{issuer}:{subject}"), None, None),
+    };
+    Owner {
+        org_id: principal.org_id,
+        principal: principal_key,
+        user_id,
+        api_key_id,
+        namespace_id: server.record.namespace_id,
+    }
+}
+
+/// The owner key of a caller, for looking up their sessions.
+fn owner_key(principal: &Principal) -> (OrgId, String) {
+    let key = match &principal.subject {
+        Subject::User { user_id, .. } | Subject::ApiKey { user_id, .. } => format!("user:{user_id}"),
+        Subject::App { key_id } => format!("app:{key_id}"),
+        Subject::External { issuer, subject } => format!("ext:{issuer}:{subject}"),
+    };
+    (principal.org_id, key)
+}
+
+fn lookup_owner(principal: &Principal) -> Owner {
+    let (org_id, principal) = owner_key(principal);
+    Owner {
+        org_id,
+        principal,
+        user_id: None,
+        api_key_id: None,
+        namespace_id: None,
+    }
+}
+
+fn spec_of(state: &AppState, server: &ResolvedServer) -> UpstreamSpec {
+    let r = &server.record;
+    UpstreamSpec {
+        server_id: r.id.to_string(),
+        name: r.name.clone(),
+        org_id: r.org_id.to_string(),
+        protocol: r.protocol,
+        url: r.url.clone(),
+        command: r.command.clone(),
+        args: r.args.clone(),
+        env: server.env.clone(),
+        working_dir: r.working_dir.clone(),
+        headers: server.headers.clone(),
+        timeout: Duration::from_secs(u64::try_from(r.timeout_seconds.max(1)).unwrap_or(30)),
+        max_retries: u32::try_from(r.max_retries.max(0)).unwrap_or(0),
+        max_message_bytes: state.config.server.max_body_bytes,
+    }
+}
+
+/// Opens a client session on a server for the caller.
+async fn open_session(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    server: &ResolvedServer,
+    transport: ClientTransport,
+    mode: Option<SessionMode>,
+) -> Result<Arc<ClientSession>, ErrorObject> {
+    let max = state
+        .org_limits
+        .max_sessions(state, principal.org_id)
+        .await
+        .map_err(|_| ErrorObject::new(codes::INTERNAL_ERROR, "internal error"))?;
+    let guard = Arc::new(PolicyGuard::new(
+        Arc::clone(&state.policies),
+        principal,
+        None,
+        server.record.name.clone(),
+        req.peer_addr().map(|a| a.ip()),
+    ));
+    let mode = mode.unwrap_or_else(|| SessionMode::parse(&server.session_mode).unwrap_or_default());
+    state
+        .hub
+        .open(
+            owner_of(principal, server),
+            spec_of(state, server),
+            server.record.id,
+            mode,
+            transport,
+            guard,
+            max,
+        )
+        .map_err(|e| match e {
+            OpenError::SessionLimit { limit } => ErrorObject::new(
+                codes::LIMIT_REACHED,
+                format!("the organization's limit of {limit} open MCP sessions is reached"),
+            ),
+            OpenError::ShuttingDown => {
+                ErrorObject::new(codes::UPSTREAM_UNAVAILABLE, "the gateway is shutting down")
+            }
+        })
+}
+
+/// A JSON-RPC error as an HTTP response with the given status.
+fn rpc_error(status: actix_web::http::StatusCode, id: Option<RequestId>, error: ErrorObject) -> HttpResponse {
+    HttpResponse::build(status).json(Message::Error(ErrorResponse::new(id, error)))
+}
+
+/// Parses a JSON-RPC body; a parse failure is the right JSON-RPC error.
+fn parse_body(body: &Bytes) -> Result<gateway_types::jsonrpc::Payload, Box<HttpResponse>> {
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            codes::PARSE_ERROR
+        } else {
+            codes::INVALID_REQUEST
+        };
+        let message = if code == codes::PARSE_ERROR {
+            "Parse error"
+        } else {
+            "Invalid Request"
+        };
+        Box::new(rpc_error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            None,
+            ErrorObject::new(code, message),
+        ))
+    })
+}
+
+fn session_matches(session: &ClientSession, path: &str) -> bool {
+    session.server_id().to_string() == path || session.upstream().spec().name == path
+}

@@ -1,0 +1,352 @@
+//! A client's MCP session at the gateway: what every client-facing transport (Streamable
+//! HTTP, legacy SSE, WebSocket, plain JSON-RPC) hands its messages to.
+//!
+//! The session runs the message pipeline: the gateway answers `ping` itself, asks the
+//! [`Guard`] about every request (policy, per-tool limits) before anything goes upstream,
+//! filters list results through it, and forwards the rest to its [`UpstreamSession`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use gateway_types::ids::{ApiKeyId, NamespaceId, OrgId, ServerId, SessionId, UserId};
+use gateway_types::jsonrpc::{ErrorObject, Message, Request, RequestId, Response, Version};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::error::{codes, error_message};
+use crate::events::EventLog;
+use crate::upstream::{ClientKey, Reply, ResultFilter, UpstreamSession};
+
+/// The pipeline's hooks, implemented by the HTTP layer with the policy engine and limiters.
+pub trait Guard: ResultFilter {
+    /// Decides whether a request may go upstream; `Err` is the error the client gets.
+    ///
+    /// # Errors
+    /// The request is denied (policy, limits).
+    fn check(&self, request: &Request) -> Result<(), ErrorObject>;
+}
+
+/// A guard that allows everything.
+#[derive(Debug, Default)]
+pub struct AllowAll;
+
+impl ResultFilter for AllowAll {
+    fn filter(&self, _method: &str, _result: &mut Value) {}
+}
+
+impl Guard for AllowAll {
+    fn check(&self, _request: &Request) -> Result<(), ErrorObject> {
+        Ok(())
+    }
+}
+
+/// Who owns a session: only the same principal may use it (anyone else gets "not found").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// Organization.
+    pub org_id: OrgId,
+    /// A stable key of the principal (user, key or app id).
+    pub principal: String,
+    /// The user, if any.
+    pub user_id: Option<UserId>,
+    /// The API key, if any.
+    pub api_key_id: Option<ApiKeyId>,
+    /// The namespace the session runs in.
+    pub namespace_id: Option<NamespaceId>,
+}
+
+/// Where a session came in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientTransport {
+    /// Streamable HTTP.
+    StreamableHttp,
+    /// Legacy HTTP+SSE.
+    Sse,
+    /// WebSocket.
+    WebSocket,
+    /// Plain JSON-RPC.
+    Rpc,
+}
+
+/// One client session.
+pub struct ClientSession {
+    id: SessionId,
+    key: ClientKey,
+    owner: Owner,
+    server_id: ServerId,
+    transport: ClientTransport,
+    upstream: UpstreamSession,
+    owns_upstream: bool,
+    guard: Arc<dyn Guard>,
+    outbound: Reply,
+    outbound_rx: Mutex<Option<mpsc::Receiver<Message>>>,
+    events: EventLog,
+    created: Instant,
+    last_activity_ms: AtomicU64,
+    streaming: AtomicBool,
+    closed: AtomicBool,
+    protocol_version: Mutex<Option<String>>,
+    client_info: Mutex<Option<Value>>,
+}
+
+impl std::fmt::Debug for ClientSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSession")
+            .field("id", &self.id)
+            .field("server_id", &self.server_id)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sizes of a session's buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionBuffers {
+    /// Server-initiated messages waiting for the client.
+    pub outbound: usize,
+    /// SSE events kept for resumption.
+    pub events: usize,
+    /// Bytes of SSE events kept for resumption.
+    pub event_bytes: usize,
+}
+
+static CLIENT_KEYS: AtomicU64 = AtomicU64::new(1);
+
+impl ClientSession {
+    /// A session over `upstream` (shared with others unless `owns_upstream`).
+    #[must_use]
+    pub fn new(
+        owner: Owner,
+        server_id: ServerId,
+        transport: ClientTransport,
+        upstream: UpstreamSession,
+        owns_upstream: bool,
+        guard: Arc<dyn Guard>,
+        buffers: SessionBuffers,
+    ) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(buffers.outbound.max(1));
+        let key = CLIENT_KEYS.fetch_add(1, Ordering::Relaxed);
+        upstream.attach(key, tx.clone());
+        Arc::new(Self {
+            id: SessionId::new(),
+            key,
+            owner,
+            server_id,
+            transport,
+            upstream,
+            owns_upstream,
+            guard,
+            outbound: tx,
+            outbound_rx: Mutex::new(Some(rx)),
+            events: EventLog::new(buffers.events, buffers.event_bytes),
+            created: Instant::now(),
+            last_activity_ms: AtomicU64::new(0),
+            streaming: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            protocol_version: Mutex::new(None),
+            client_info: Mutex::new(None),
+        })
+    }
+
+    /// The session id (`Mcp-Session-Id`).
+    #[must_use]
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The owner.
+    #[must_use]
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// The target server.
+    #[must_use]
+    pub fn server_id(&self) -> ServerId {
+        self.server_id
+    }
+
+    /// The client-facing transport.
+    #[must_use]
+    pub fn transport(&self) -> ClientTransport {
+        self.transport
+    }
+
+    /// The upstream session.
+    #[must_use]
+    pub fn upstream(&self) -> &UpstreamSession {
+        &self.upstream
+    }
+
+    /// Whether the session owns its upstream (per-client mode).
+    #[must_use]
+    pub fn owns_upstream(&self) -> bool {
+        self.owns_upstream
+    }
+
+    /// The SSE event log.
+    #[must_use]
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// The negotiated protocol revision, once initialized.
+    #[must_use]
+    pub fn protocol_version(&self) -> Option<String> {
+        self.protocol_version
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `clientInfo` from `initialize`.
+    #[must_use]
+    pub fn client_info(&self) -> Option<Value> {
+        self.client_info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A sender into the client's single outbound queue: transports with one stream per
+    /// connection (legacy SSE, WebSocket) use it as the reply channel of every request.
+    #[must_use]
+    pub fn sender(&self) -> Reply {
+        self.outbound.clone()
+    }
+
+    /// Takes the receiver of server-initiated messages (one consumer at a time: the GET
+    /// stream, the SSE connection or the WebSocket). Give it back with [`Self::return_outbound`].
+    pub fn take_outbound(&self) -> Option<mpsc::Receiver<Message>> {
+        self.outbound_rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Returns the receiver when its stream ends.
+    pub fn return_outbound(&self, rx: mpsc::Receiver<Message>) {
+        *self.outbound_rx.lock().unwrap_or_else(PoisonError::into_inner) = Some(rx);
+    }
+
+    /// Marks activity now.
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_activity_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last activity; a session with an open stream counts as active.
+    #[must_use]
+    pub fn idle_for(&self) -> std::time::Duration {
+        if self.streaming.load(Ordering::Relaxed) {
+            return std::time::Duration::ZERO;
+        }
+        let last = std::time::Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(last)
+    }
+
+    /// Records that a long-lived stream is (or is no longer) open.
+    pub fn set_streaming(&self, on: bool) {
+        self.streaming.store(on, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// Whether the session was closed.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Ends the session: detaches from the upstream (closing it when owned).
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.upstream.detach(self.key);
+        if self.owns_upstream {
+            self.upstream.close();
+        }
+    }
+
+    /// Runs one client message through the pipeline. Answers to a request (and messages
+    /// related to it) go to `reply`; notifications and answers to server requests produce
+    /// nothing.
+    pub async fn handle(&self, message: Message, reply: &Reply) {
+        self.touch();
+        match message {
+            Message::Request(req) => self.request(req, reply).await,
+            Message::Notification(n) => self.upstream.notify(self.key, n).await,
+            m @ (Message::Response(_) | Message::Error(_)) => self.upstream.respond(self.key, m).await,
+        }
+    }
+
+    async fn request(&self, req: Request, reply: &Reply) {
+        match req.method.as_str() {
+            "ping" => {
+                let _ = reply.send(ok(req.id, Value::Object(Map::new()))).await;
+                return;
+            }
+            "initialize" => {
+                if let Some(params) = req.params.as_ref() {
+                    *self.client_info.lock().unwrap_or_else(PoisonError::into_inner) =
+                        params.get("clientInfo").cloned();
+                }
+                let (tx, mut rx) = mpsc::channel(4);
+                self.upstream.request(self.key, req, tx, None).await;
+                if let Some(answer) = rx.recv().await {
+                    if let Message::Response(r) = &answer
+                        && let Some(v) = r.result.get("protocolVersion").and_then(Value::as_str)
+                    {
+                        *self
+                            .protocol_version
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = Some(v.to_owned());
+                    }
+                    let _ = reply.send(answer).await;
+                }
+                return;
+            }
+            _ => {}
+        }
+        if let Err(error) = self.guard.check(&req) {
+            let _ = reply.send(error_message(Some(req.id), error)).await;
+            return;
+        }
+        let filter: Arc<dyn ResultFilter> = Arc::clone(&self.guard) as Arc<dyn ResultFilter>;
+        self.upstream
+            .request(self.key, req, reply.clone(), Some(filter))
+            .await;
+    }
+
+    /// The error for a request on a session that has not been initialized.
+    #[must_use]
+    pub fn not_initialized(id: RequestId) -> Message {
+        error_message(
+            Some(id),
+            ErrorObject::new(
+                codes::NOT_INITIALIZED,
+                "session not initialized: send initialize first",
+            ),
+        )
+    }
+
+    /// Sends a server-initiated message to this client (admin broadcast).
+    ///
+    /// # Errors
+    /// The client's queue is full or the session is closed.
+    pub fn push(&self, message: Message) -> Result<(), Message> {
+        self.outbound.try_send(message).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+        })
+    }
+}
+
+fn ok(id: RequestId, result: Value) -> Message {
+    Message::Response(Response {
+        jsonrpc: Version,
+        id,
+        result,
+        extra: Map::new(),
+    })
+}

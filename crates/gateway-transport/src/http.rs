@@ -1,0 +1,460 @@
+//! Streamable HTTP upstreams (MCP 2025-03-26 … 2025-11-25): every message is a POST; the
+//! server answers a request with JSON or with an SSE stream that may carry related messages
+//! before the response; `Mcp-Session-Id` from the `initialize` answer goes on every later
+//! request, `MCP-Protocol-Version` once negotiated; a GET stream carries server-initiated
+//! messages; a dropped stream resumes with `Last-Event-ID`; closing the link sends DELETE.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use gateway_types::jsonrpc::{Message, Payload, RequestId};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use tokio::sync::{mpsc, watch};
+
+use crate::error::{TransportError, codes, error_reply};
+use crate::link::{Connector, LINK_QUEUE, Link, LinkEvent, UpstreamSpec, emit};
+use crate::sse::{SseEvent, SseParser};
+
+/// Header names of the transport.
+pub mod headers {
+    /// The session id header.
+    pub const SESSION_ID: &str = "mcp-session-id";
+    /// The negotiated revision header.
+    pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+    /// SSE resumption.
+    pub const LAST_EVENT_ID: &str = "last-event-id";
+}
+
+/// How many times a broken SSE stream is resumed before giving up on it.
+const MAX_RESUMES: u32 = 5;
+
+/// Builds Streamable HTTP links on one shared HTTP client (connection pool).
+#[derive(Clone, Debug)]
+pub struct HttpConnector {
+    client: reqwest::Client,
+}
+
+impl HttpConnector {
+    /// A connector on `client` (share one client across the gateway: it pools connections).
+    #[must_use]
+    pub fn new(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// The HTTP client the gateway uses for upstreams: rustls with the system's roots, no
+/// overall timeout (SSE streams are long-lived; per-request timeouts live in the session).
+///
+/// # Errors
+/// The TLS configuration cannot be built.
+pub fn default_client() -> Result<reqwest::Client, TransportError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(TransportError::Http)
+}
+
+#[derive(Debug)]
+struct Shared {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    base_headers: HeaderMap,
+    session: Mutex<Option<HeaderValue>>,
+    version: Mutex<Option<HeaderValue>>,
+    events: mpsc::Sender<LinkEvent>,
+    max_message_bytes: usize,
+    name: String,
+    /// Flips to true when the link is closing: streams stop resuming.
+    closing: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn headers(&self) -> HeaderMap {
+        let mut h = self.base_headers.clone();
+        let lock = |m: &Mutex<Option<HeaderValue>>| m.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(v) = lock(&self.session) {
+            h.insert(HeaderName::from_static(headers::SESSION_ID), v);
+        }
+        if let Some(v) = lock(&self.version) {
+            h.insert(HeaderName::from_static(headers::PROTOCOL_VERSION), v);
+        }
+        h
+    }
+}
+
+pub(crate) fn spec_headers(spec: &UpstreamSpec) -> Result<HeaderMap, TransportError> {
+    let mut map = HeaderMap::new();
+    for (k, v) in &spec.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| TransportError::Config(format!("invalid header name {k:?}")))?;
+        let mut value = HeaderValue::from_str(v)
+            .map_err(|_| TransportError::Config(format!("invalid value for header {k:?}")))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+pub(crate) fn spec_url(spec: &UpstreamSpec) -> Result<reqwest::Url, TransportError> {
+    let url = spec
+        .url
+        .as_deref()
+        .ok_or_else(|| TransportError::Config("an HTTP server needs a url".into()))?;
+    reqwest::Url::parse(url).map_err(|_| TransportError::Config("invalid upstream url".into()))
+}
+
+#[async_trait]
+impl Connector for HttpConnector {
+    async fn connect(&self, spec: &UpstreamSpec) -> Result<Link, TransportError> {
+        let url = spec_url(spec)?;
+        let (out_tx, mut out_rx) = mpsc::channel::<Message>(LINK_QUEUE);
+        let (in_tx, in_rx) = mpsc::channel::<LinkEvent>(LINK_QUEUE);
+        let (closing_tx, closing_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            client: self.client.clone(),
+            url,
+            base_headers: spec_headers(spec)?,
+            session: Mutex::new(None),
+            version: Mutex::new(None),
+            events: in_tx,
+            max_message_bytes: spec.max_message_bytes,
+            name: spec.name.clone(),
+            closing: closing_rx,
+        });
+        tokio::spawn(async move {
+            let mut get_stream: Option<tokio::task::JoinHandle<()>> = None;
+            while let Some(msg) = out_rx.recv().await {
+                let is_init = msg.method() == Some("initialize");
+                let opens_stream = msg.method() == Some("notifications/initialized");
+                if is_init {
+                    // The session id comes back on this answer: nothing else may go first.
+                    post(Arc::clone(&shared), msg).await;
+                } else {
+                    tokio::spawn(post(Arc::clone(&shared), msg));
+                }
+                if opens_stream && get_stream.is_none() {
+                    get_stream = Some(tokio::spawn(get_stream_task(Arc::clone(&shared))));
+                }
+            }
+            // The link was dropped: stop streams, end the session.
+            let _ = closing_tx.send(true);
+            if let Some(task) = get_stream {
+                task.abort();
+            }
+            let session = shared
+                .session
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if session.is_some() {
+                let _ = shared
+                    .client
+                    .delete(shared.url.clone())
+                    .headers(shared.headers())
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+            }
+            let _ = shared
+                .events
+                .send(LinkEvent::Closed {
+                    reason: "closed by the gateway".into(),
+                })
+                .await;
+        });
+        Ok(Link {
+            tx: out_tx,
+            rx: in_rx,
+            pid: None,
+        })
+    }
+}
+
+/// Sends one message; delivers what comes back. A failed request is answered with an error
+/// (the client must never wait for an answer that cannot come).
+async fn post(shared: Arc<Shared>, msg: Message) {
+    let request_id = match &msg {
+        Message::Request(r) => Some(r.id.clone()),
+        _ => None,
+    };
+    let is_init = msg.method() == Some("initialize");
+    let body = match serde_json::to_vec(&msg) {
+        Ok(b) => b,
+        Err(_) => return,
+    };
+    let mut headers = shared.headers();
+    headers.insert(
+        ACCEPT,
+        HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let result = shared
+        .client
+        .post(shared.url.clone())
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let response = match result {
+        Ok(r) => r,
+        Err(err) => {
+            tracing::warn!(server.name = %shared.name, error = %gateway_types::error::error_chain(&err), "upstream POST failed");
+            fail(&shared, request_id).await;
+            return;
+        }
+    };
+    let status = response.status();
+    if status.as_u16() == 404
+        && shared
+            .session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    {
+        // The upstream forgot the session: this link is over; the session layer reconnects.
+        fail(&shared, request_id).await;
+        let _ = shared
+            .events
+            .send(LinkEvent::Closed {
+                reason: "upstream session expired (404)".into(),
+            })
+            .await;
+        return;
+    }
+    if !status.is_success() {
+        tracing::warn!(server.name = %shared.name, status = status.as_u16(), "upstream answered an error status");
+        // A JSON-RPC error body is still an answer.
+        if let Some(id) = request_id {
+            let bytes = response.bytes().await.unwrap_or_default();
+            match serde_json::from_slice::<Message>(&bytes) {
+                Ok(m @ Message::Error(_)) => {
+                    let _ = emit(&shared.events, m, Some(id)).await;
+                }
+                _ => fail(&shared, Some(id)).await,
+            }
+        }
+        return;
+    }
+    if is_init && let Some(v) = response.headers().get(headers::SESSION_ID) {
+        *shared.session.lock().unwrap_or_else(PoisonError::into_inner) = Some(v.clone());
+    }
+    if status.as_u16() == 202 || request_id.is_none() {
+        return;
+    }
+    let is_sse = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if is_sse {
+        let answered = read_stream(&shared, response, request_id.as_ref(), is_init).await;
+        if !answered {
+            fail(&shared, request_id).await;
+        }
+        return;
+    }
+    let bytes = match read_limited(response, shared.max_message_bytes).await {
+        Some(b) => b,
+        None => {
+            fail(&shared, request_id).await;
+            return;
+        }
+    };
+    match serde_json::from_slice::<Payload>(&bytes) {
+        Ok(Payload::Single(m)) => {
+            if is_init {
+                note_version(&shared, &m);
+            }
+            let _ = emit(&shared.events, m, request_id).await;
+        }
+        Ok(Payload::Batch(items)) => {
+            for m in items {
+                let _ = emit(&shared.events, m, request_id.clone()).await;
+            }
+        }
+        Err(_) => {
+            tracing::warn!(server.name = %shared.name, "upstream answered with a body that is not JSON-RPC");
+            fail(&shared, request_id).await;
+        }
+    }
+}
+
+/// Reads a body up to `limit` bytes.
+async fn read_limited(response: reqwest::Response, limit: usize) -> Option<bytes::Bytes> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return None;
+    }
+    let mut stream = response.bytes_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if buf.len() + chunk.len() > limit {
+            return None;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Some(buf.freeze())
+}
+
+/// Remembers the negotiated protocol revision from an `initialize` answer.
+fn note_version(shared: &Shared, m: &Message) {
+    if let Message::Response(r) = m
+        && let Some(v) = r.result.get("protocolVersion").and_then(|v| v.as_str())
+        && let Ok(v) = HeaderValue::from_str(v)
+    {
+        *shared.version.lock().unwrap_or_else(PoisonError::into_inner) = Some(v);
+    }
+}
+
+/// Answers a request that cannot be answered by the upstream.
+async fn fail(shared: &Shared, request_id: Option<RequestId>) {
+    if let Some(id) = request_id {
+        let msg = error_reply(
+            id.clone(),
+            codes::UPSTREAM_UNAVAILABLE,
+            "upstream server unavailable",
+        );
+        let _ = emit(&shared.events, msg, Some(id)).await;
+    }
+}
+
+/// Delivers the messages of an SSE response; resumes with `Last-Event-ID` when the stream
+/// breaks before the answer. Returns whether the answer to `request_id` was delivered.
+async fn read_stream(
+    shared: &Shared,
+    response: reqwest::Response,
+    request_id: Option<&RequestId>,
+    is_init: bool,
+) -> bool {
+    let mut parser = SseParser::new(shared.max_message_bytes);
+    let mut response = response;
+    let mut resumes = 0;
+    loop {
+        let mut body = response.bytes_stream();
+        let mut events: Vec<SseEvent> = Vec::new();
+        let mut broken = false;
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                broken = true;
+                break;
+            };
+            if parser.feed(&chunk, &mut events).is_err() {
+                tracing::warn!(server.name = %shared.name, "upstream SSE event over the size limit");
+                return false;
+            }
+            for ev in events.drain(..) {
+                if !ev.is_message() || ev.data.is_empty() {
+                    continue;
+                }
+                let Ok(m) = serde_json::from_str::<Message>(&ev.data) else {
+                    tracing::warn!(server.name = %shared.name, "upstream SSE event is not JSON-RPC; ignored");
+                    continue;
+                };
+                let is_answer = request_id.is_some_and(|id| m.id() == Some(id))
+                    && matches!(m, Message::Response(_) | Message::Error(_));
+                if is_answer && is_init {
+                    note_version(shared, &m);
+                }
+                if !emit(&shared.events, m, request_id.cloned()).await {
+                    return true;
+                }
+                if is_answer {
+                    return true;
+                }
+            }
+        }
+        let _ = broken;
+        // The stream ended without the answer: resume if the server gave event ids.
+        let Some(last) = parser.last_event_id().map(str::to_owned) else {
+            return false;
+        };
+        if *shared.closing.borrow() || resumes >= MAX_RESUMES {
+            return false;
+        }
+        resumes += 1;
+        tokio::time::sleep(Duration::from_millis(100 * u64::from(resumes))).await;
+        let mut headers = shared.headers();
+        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        if let Ok(v) = HeaderValue::from_str(&last) {
+            headers.insert(HeaderName::from_static(headers::LAST_EVENT_ID), v);
+        }
+        match shared
+            .client
+            .get(shared.url.clone())
+            .headers(headers)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => response = r,
+            _ => return false,
+        }
+    }
+}
+
+/// The GET stream for server-initiated messages; reconnects with `Last-Event-ID` until the
+/// link closes. A 405 means the server offers none.
+async fn get_stream_task(shared: Arc<Shared>) {
+    let mut last_id: Option<String> = None;
+    let mut failures = 0u32;
+    loop {
+        if *shared.closing.borrow() {
+            return;
+        }
+        let mut headers = shared.headers();
+        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        if let Some(v) = last_id.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(HeaderName::from_static(headers::LAST_EVENT_ID), v);
+        }
+        let response = shared
+            .client
+            .get(shared.url.clone())
+            .headers(headers)
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().as_u16() == 405 => return,
+            Ok(r) if r.status().is_success() => {
+                failures = 0;
+                let mut parser = SseParser::new(shared.max_message_bytes);
+                let mut body = r.bytes_stream();
+                let mut events = Vec::new();
+                while let Some(Ok(chunk)) = body.next().await {
+                    if parser.feed(&chunk, &mut events).is_err() {
+                        break;
+                    }
+                    for ev in events.drain(..) {
+                        if !ev.is_message() || ev.data.is_empty() {
+                            continue;
+                        }
+                        if let Ok(m) = serde_json::from_str::<Message>(&ev.data)
+                            && !emit(&shared.events, m, None).await
+                        {
+                            return;
+                        }
+                    }
+                }
+                if let Some(id) = parser.last_event_id() {
+                    last_id = Some(id.to_owned());
+                }
+            }
+            Ok(r) if r.status().as_u16() == 404 => {
+                let _ = shared
+                    .events
+                    .send(LinkEvent::Closed {
+                        reason: "upstream session expired (404)".into(),
+                    })
+                    .await;
+                return;
+            }
+            _ => failures += 1,
+        }
+        // Back off: 0.25 s, doubling, capped at 10 s.
+        let delay =
+            Duration::from_millis(250u64.saturating_mul(1 << failures.min(6))).min(Duration::from_secs(10));
+        tokio::time::sleep(delay).await;
+    }
+}
