@@ -7,6 +7,7 @@ use gateway_auth::jwt::{JwtKeys, KeyFileError, TokenIssuer};
 use gateway_auth::oidc::{HttpJwksFetcher, OidcVerifier, StoreOrgResolver};
 use gateway_auth::policy::{Effect, PolicyRegistry, PolicyRule};
 use gateway_auth::service::{AuthService, AuthStores};
+use gateway_logging::audit::{Auditor, AuditorOptions};
 use gateway_types::config::GatewayConfig;
 use gateway_types::store::{Stores, TokenDenyList};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -52,11 +53,13 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     /// Access policy snapshots, one per organization (loaded by [`crate::serve`]).
     pub policies: Arc<PolicyRegistry>,
+    /// The audit trail's recorder; its writer task runs on [`Self::runtime`].
+    pub auditor: Auditor,
 }
 
 impl AppState {
-    /// Builds the state: captures the current (shared) runtime and, when metrics are enabled,
-    /// installs the process-wide Prometheus recorder.
+    /// Builds the state: captures the current (shared) runtime, starts the audit writer on it
+    /// and, when metrics are enabled, installs the process-wide Prometheus recorder.
     ///
     /// # Errors
     /// Not inside a tokio runtime, or a foreign metrics recorder is already installed.
@@ -69,9 +72,11 @@ impl AppState {
         };
         let auth = Arc::new(build_auth(&config, &stores)?);
         let policies = Arc::new(build_policies(&config)?);
+        let auditor = Auditor::spawn(stores.audit.clone(), &runtime, AuditorOptions::default());
         Ok(Self {
             auth,
             policies,
+            auditor,
             config,
             stores,
             started_at: Instant::now(),
