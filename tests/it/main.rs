@@ -5,6 +5,7 @@
     reason = "helpers shared by the tests fail the test loudly, like the tests themselves"
 )]
 
+mod audit;
 mod auth;
 mod binaries;
 mod cors;

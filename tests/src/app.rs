@@ -139,6 +139,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The stores the app runs on (to arrange test data).
     pub stores: Stores,
+    /// The application state the server runs with (shared handles: auditor, policies…).
+    pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
     _db: Option<TestDb>,
@@ -169,7 +171,8 @@ impl TestApp {
             TcpListener::bind((config.server.host.as_str(), config.server.port)).expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(gateway_http::serve(listener, state, async move {
+        let served = state.clone();
+        let server = tokio::spawn(gateway_http::serve(listener, served, async move {
             let _ = stopped.await;
         }));
         let client = reqwest::Client::builder()
@@ -183,6 +186,7 @@ impl TestApp {
             config,
             client,
             stores,
+            state,
             stop: Some(stop),
             server: Some(server),
             _db: db,
@@ -216,6 +220,15 @@ impl TestApp {
     /// `GET path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// Waits until every audit event recorded so far is written (the auditor writes off the
+    /// request path).
+    ///
+    /// # Panics
+    /// The audit writer has stopped.
+    pub async fn flush_audit(&self) {
+        self.state.auditor.flush().await.expect("audit writer running");
     }
 
     /// Stops the server gracefully and returns what `serve` returned.

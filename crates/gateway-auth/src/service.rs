@@ -88,6 +88,64 @@ pub struct KeyRequest {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// The account a refused login or token exchange concerned, when the credential named one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Account {
+    /// A user account (login by email).
+    User {
+        /// Its organization.
+        org_id: OrgId,
+        /// The user.
+        user_id: UserId,
+    },
+    /// An API key (A2A token exchange).
+    Key {
+        /// Its organization.
+        org_id: OrgId,
+        /// The key.
+        key_id: ApiKeyId,
+    },
+}
+
+impl Account {
+    /// The account's organization.
+    #[must_use]
+    pub const fn org_id(&self) -> OrgId {
+        match self {
+            Self::User { org_id, .. } | Self::Key { org_id, .. } => *org_id,
+        }
+    }
+}
+
+/// A refused login or A2A token exchange, with what the audit trail needs and the client must
+/// never see: the matched account and the precise reason.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The error answered to the client (the same for every kind of bad credential).
+    pub error: AuthError,
+    /// The account the credential named, if one matched.
+    pub account: Option<Account>,
+    /// Why, for the audit trail: `unknown_account`, `bad_password`, `inactive`, `locked`,
+    /// `throttled`, `unknown_key`, `owner_inactive`, `revoked`, `expired`, `not_an_a2a_key`,
+    /// `error` (a store or crypto failure).
+    pub reason: &'static str,
+}
+
+impl Refusal {
+    fn new(error: AuthError, account: Option<Account>, reason: &'static str) -> Self {
+        Self {
+            error,
+            account,
+            reason,
+        }
+    }
+
+    /// A failure of the gateway itself (store, crypto) rather than of the credential.
+    fn failure(error: impl Into<AuthError>, account: Option<Account>) -> Self {
+        Self::new(error.into(), account, "error")
+    }
+}
+
 #[derive(Clone)]
 struct CachedKey {
     key: ApiKey,
@@ -191,9 +249,31 @@ impl AuthService {
         password: SecretString,
         ip: Option<IpAddr>,
     ) -> Result<(TokenPair, User), AuthError> {
+        self.login_detailed(email, password, ip)
+            .await
+            .map_err(|r| r.error)
+    }
+
+    /// [`Self::login`], and on refusal the matched account and reason (for the audit trail).
+    ///
+    /// # Errors
+    /// A [`Refusal`] whose `error` is what [`Self::login`] returns.
+    pub async fn login_detailed(
+        &self,
+        email: &str,
+        password: SecretString,
+        ip: Option<IpAddr>,
+    ) -> Result<(TokenPair, User), Refusal> {
         let email = normalize_email(email);
-        self.throttle.check(&email, ip)?;
-        let user = self.stores.users.find_by_email(&email).await?;
+        self.throttle
+            .check(&email, ip)
+            .map_err(|e| Refusal::new(e, None, "throttled"))?;
+        let user = self
+            .stores
+            .users
+            .find_by_email(&email)
+            .await
+            .map_err(|e| Refusal::failure(e, None))?;
         let now = Utc::now();
         let locked_until = user.as_ref().and_then(|u| u.locked_until).filter(|t| *t > now);
         // Always verify (against a dummy hash when there is no account): same time either way.
@@ -206,12 +286,20 @@ impl AuthService {
         let user = match user {
             Some(u) if ok && u.is_active && locked_until.is_none() => u,
             Some(u) => {
+                let account = Some(Account::User {
+                    org_id: u.org_id,
+                    user_id: u.id,
+                });
                 self.throttle.record_failure(&email, ip);
                 if let Some(until) = locked_until {
                     let left = u64::try_from((until - now).num_seconds()).unwrap_or(1).max(1);
-                    return Err(AuthError::Throttled {
-                        retry_after_seconds: left,
-                    });
+                    return Err(Refusal::new(
+                        AuthError::Throttled {
+                            retry_after_seconds: left,
+                        },
+                        account,
+                        "locked",
+                    ));
                 }
                 if u.is_active {
                     // Persisted too, so the lock holds across restarts and replicas.
@@ -220,21 +308,35 @@ impl AuthService {
                     self.stores
                         .users
                         .record_login_failure(u.org_id, u.id, lock)
-                        .await?;
+                        .await
+                        .map_err(|e| Refusal::failure(e, account))?;
                 }
-                return Err(AuthError::InvalidCredentials);
+                let reason = if u.is_active { "bad_password" } else { "inactive" };
+                return Err(Refusal::new(AuthError::InvalidCredentials, account, reason));
             }
             None => {
                 self.throttle.record_failure(&email, ip);
-                return Err(AuthError::InvalidCredentials);
+                return Err(Refusal::new(
+                    AuthError::InvalidCredentials,
+                    None,
+                    "unknown_account",
+                ));
             }
         };
+        let account = Some(Account::User {
+            org_id: user.org_id,
+            user_id: user.id,
+        });
         self.throttle.record_success(&email);
         self.stores
             .users
             .record_login_success(user.org_id, user.id, now)
-            .await?;
-        let pair = self.start_session(&user).await?;
+            .await
+            .map_err(|e| Refusal::failure(e, account))?;
+        let pair = self
+            .start_session(&user)
+            .await
+            .map_err(|e| Refusal::failure(e, account))?;
         Ok((pair, user))
     }
 
@@ -473,19 +575,38 @@ impl AuthService {
     /// # Errors
     /// [`AuthError::InvalidCredentials`] for anything but a live A2A key.
     pub async fn a2a_token(&self, key_secret: &SecretString) -> Result<TokenPair, AuthError> {
-        let cached = self.resolve_key(key_secret.expose_secret()).await?;
+        self.a2a_token_detailed(key_secret).await.map_err(|r| r.error)
+    }
+
+    /// [`Self::a2a_token`], and on refusal the matched key and reason (for the audit trail).
+    ///
+    /// # Errors
+    /// A [`Refusal`] whose `error` is what [`Self::a2a_token`] returns.
+    pub async fn a2a_token_detailed(&self, key_secret: &SecretString) -> Result<TokenPair, Refusal> {
+        let cached = self.resolve_key_detailed(key_secret.expose_secret()).await?;
+        let account = Some(Account::Key {
+            org_id: cached.key.org_id,
+            key_id: cached.key.id,
+        });
         if cached.key.key_type != ApiKeyType::A2a {
-            return Err(AuthError::InvalidCredentials);
+            return Err(Refusal::new(
+                AuthError::InvalidCredentials,
+                account,
+                "not_an_a2a_key",
+            ));
         }
-        let (access, _) = self.issuer.issue(TokenSubject {
-            subject: cached.key.id.to_string(),
-            org: cached.key.org_id.to_string(),
-            role: Role::ApiUser.as_str().to_owned(),
-            typ: TokenType::A2a,
-            scope: cached.key.permissions.clone(),
-            ns: cached.key.namespace_id.map(|n| n.to_string()),
-            session: None,
-        })?;
+        let (access, _) = self
+            .issuer
+            .issue(TokenSubject {
+                subject: cached.key.id.to_string(),
+                org: cached.key.org_id.to_string(),
+                role: Role::ApiUser.as_str().to_owned(),
+                typ: TokenType::A2a,
+                scope: cached.key.permissions.clone(),
+                ns: cached.key.namespace_id.map(|n| n.to_string()),
+                session: None,
+            })
+            .map_err(|e| Refusal::failure(e, account))?;
         Ok(TokenPair {
             access_token: access,
             refresh_token: None,
@@ -529,6 +650,10 @@ impl AuthService {
     }
 
     async fn resolve_key(&self, secret_text: &str) -> Result<CachedKey, AuthError> {
+        self.resolve_key_detailed(secret_text).await.map_err(|r| r.error)
+    }
+
+    async fn resolve_key_detailed(&self, secret_text: &str) -> Result<CachedKey, Refusal> {
         let hash = secret::hash_secret(secret_text);
         let hit = lock(&self.key_cache)
             .get(&hash)
@@ -541,12 +666,29 @@ impl AuthService {
                     .stores
                     .api_keys
                     .find_by_hash(&hash)
-                    .await?
-                    .ok_or(AuthError::InvalidCredentials)?;
+                    .await
+                    .map_err(|e| Refusal::failure(e, None))?
+                    .ok_or_else(|| Refusal::new(AuthError::InvalidCredentials, None, "unknown_key"))?;
+                let account = Some(Account::Key {
+                    org_id: key.org_id,
+                    key_id: key.id,
+                });
                 let owner_role = match key.user_id {
-                    Some(uid) => match self.stores.users.get(key.org_id, uid).await? {
+                    Some(uid) => match self
+                        .stores
+                        .users
+                        .get(key.org_id, uid)
+                        .await
+                        .map_err(|e| Refusal::failure(e, account))?
+                    {
                         Some(u) if u.is_active => Some(u.role),
-                        _ => return Err(AuthError::InvalidCredentials),
+                        _ => {
+                            return Err(Refusal::new(
+                                AuthError::InvalidCredentials,
+                                account,
+                                "owner_inactive",
+                            ));
+                        }
                     },
                     None => None,
                 };
@@ -568,14 +710,18 @@ impl AuthService {
         };
         // The lookup was by hash; compare again in constant time before trusting it.
         if !secret::matches(&SecretString::from(secret_text.to_owned()), &cached.key.key_hash) {
-            return Err(AuthError::InvalidCredentials);
+            return Err(Refusal::new(AuthError::InvalidCredentials, None, "unknown_key"));
         }
+        let account = Some(Account::Key {
+            org_id: cached.key.org_id,
+            key_id: cached.key.id,
+        });
         let now = Utc::now();
         if cached.key.revoked_at.is_some() {
-            return Err(AuthError::Revoked);
+            return Err(Refusal::new(AuthError::Revoked, account, "revoked"));
         }
         if cached.key.expires_at.is_some_and(|t| t <= now) {
-            return Err(AuthError::TokenExpired);
+            return Err(Refusal::new(AuthError::TokenExpired, account, "expired"));
         }
         Ok(cached)
     }

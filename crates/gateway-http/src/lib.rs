@@ -2,7 +2,7 @@
 //!
 //! The MCP Gateway's HTTP application on actix-web: routes, middleware (request ids, security
 //! headers, CORS, body limits, request metrics and logs), the single mapping from domain
-//! errors to JSON error envelopes ([`error`]), Prometheus metrics ([`metrics`]), and the
+//! errors to JSON error envelopes ([`error`]), the audit trail's request glue ([`audit`]), Prometheus metrics ([`metrics`]), and the
 //! configuration loader ([`settings`]) and log setup ([`telemetry`]) the binaries share.
 //!
 //! It is the only crate that knows an HTTP framework; it composes the domain crates and sees
@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod audit;
 pub mod authn;
 pub mod error;
 mod mcp;

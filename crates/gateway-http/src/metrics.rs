@@ -72,6 +72,7 @@ fn describe() {
         metrics::Unit::Seconds,
         "HTTP request latency, by method and route pattern"
     );
+    gateway_logging::audit::describe_metrics();
 }
 
 /// Drains histograms every few seconds, forever. Spawn it on the shared runtime; it holds

@@ -129,8 +129,22 @@ pub async fn serve(
     if let Err(err) = state.auth.flush_key_usage().await {
         tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record API key usage at shutdown");
     }
+    // Audit events still queued: written before the runtime goes away, within a bound.
+    match tokio::time::timeout(AUDIT_FLUSH_TIMEOUT, state.auditor.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::error!(error = %gateway_types::error::error_chain(&err), "could not write queued audit events at shutdown");
+        }
+        Err(_) => tracing::error!(
+            timeout_seconds = AUDIT_FLUSH_TIMEOUT.as_secs(),
+            "queued audit events were not all written at shutdown"
+        ),
+    }
     result
 }
+
+/// How long shutdown waits for queued audit events to be written.
+const AUDIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rebuilds every organization's policy snapshot every `policies.reload_interval_seconds`, so
 /// rules written through another replica, and organizations created after start, apply within

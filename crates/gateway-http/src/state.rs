@@ -18,6 +18,7 @@ use gateway_auth::jwt::{JwtKeys, KeyFileError, TokenIssuer};
 use gateway_auth::oidc::{HttpJwksFetcher, OidcVerifier, StoreOrgResolver};
 use gateway_auth::policy::{Effect, PolicyRegistry, PolicyRule};
 use gateway_auth::service::{AuthService, AuthStores};
+use gateway_logging::audit::{Auditor, AuditorOptions};
 use gateway_types::config::GatewayConfig;
 use gateway_types::store::{Stores, TokenDenyList};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -72,11 +73,13 @@ pub struct AppState {
     pub servers: Arc<ServerCache>,
     /// Organization limits for the MCP endpoints, cached briefly.
     pub(crate) org_limits: Arc<crate::mcp::OrgLimits>,
+    /// The audit trail's recorder; its writer task runs on [`Self::runtime`].
+    pub auditor: Auditor,
 }
 
 impl AppState {
-    /// Builds the state: captures the current (shared) runtime and, when metrics are enabled,
-    /// installs the process-wide Prometheus recorder.
+    /// Builds the state: captures the current (shared) runtime, starts the audit writer on it
+    /// and, when metrics are enabled, installs the process-wide Prometheus recorder.
     ///
     /// # Errors
     /// Not inside a tokio runtime, or a foreign metrics recorder is already installed.
@@ -90,6 +93,7 @@ impl AppState {
         let auth = Arc::new(build_auth(&config, &stores)?);
         let policies = Arc::new(build_policies(&config)?);
         let hub = build_hub(&config, &stores, runtime.clone())?;
+        let auditor = Auditor::spawn(stores.audit.clone(), &runtime, AuditorOptions::default());
         let servers = Arc::new(ServerCache::new(stores.servers.clone(), Duration::from_secs(5)));
         Ok(Self {
             auth,
@@ -97,6 +101,7 @@ impl AppState {
             hub,
             servers,
             org_limits: Arc::default(),
+            auditor,
             config,
             stores,
             started_at: Instant::now(),

@@ -160,6 +160,36 @@ impl TestDb {
     pub fn backend(&self) -> DatabaseBackend {
         self.backend
     }
+
+    /// Runs one raw SQL statement against this database on a connection of its own, outside
+    /// the stores (for tests that tamper with rows behind the application's back), and returns
+    /// the number of rows it affected. The statement is written for this [`Self::backend`].
+    ///
+    /// # Panics
+    /// If the connection or the statement fails.
+    pub fn execute(&self, sql: &str) -> usize {
+        let (url, backend) = (self.url.clone(), self.backend);
+        let sql = sql.to_owned();
+        on_plain_thread(move || match backend {
+            DatabaseBackend::Sqlite => {
+                let path = url.strip_prefix("sqlite://").unwrap_or(&url);
+                let mut conn = diesel::SqliteConnection::establish(path)
+                    .unwrap_or_else(|e| panic!("cannot open the test SQLite database: {e}"));
+                conn.batch_execute("PRAGMA busy_timeout = 30000;")
+                    .unwrap_or_else(|e| panic!("cannot set busy_timeout: {e}"));
+                diesel::sql_query(&sql)
+                    .execute(&mut conn)
+                    .unwrap_or_else(|e| panic!("raw SQL failed ({sql}): {e}"))
+            }
+            DatabaseBackend::Postgres => {
+                let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+                    .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL database: {e}"));
+                diesel::sql_query(&sql)
+                    .execute(&mut conn)
+                    .unwrap_or_else(|e| panic!("raw SQL failed ({sql}): {e}"))
+            }
+        })
+    }
 }
 
 impl Drop for Cleanup {

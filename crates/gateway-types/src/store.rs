@@ -254,6 +254,15 @@ pub struct AuditFilter {
     pub before_seq: Option<i64>,
 }
 
+/// Where an organization's audit chain ends, as recorded by the last append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditChainHead {
+    /// `seq` of the newest record.
+    pub last_seq: i64,
+    /// `hash` of the newest record.
+    pub last_hash: String,
+}
+
 /// The tamper-evident audit trail.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -264,6 +273,10 @@ pub trait AuditStore: Send + Sync {
     async fn list(&self, org: OrgId, filter: AuditFilter, limit: u32) -> StoreResult<Vec<AuditLog>>;
     /// Chain order: records with `seq > after_seq`, ascending, at most `limit`.
     async fn chain(&self, org: OrgId, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditLog>>;
+    /// The chain head: the `seq` and `hash` of the newest record, written in the same
+    /// transaction as that record. `None` before the organization's first append. Verification
+    /// compares it with the newest row, so deleting or rewriting the newest rows is detected.
+    async fn head(&self, org: OrgId) -> StoreResult<Option<AuditChainHead>>;
 }
 
 /// Filters for reading the request log.

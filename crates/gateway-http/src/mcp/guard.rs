@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use gateway_auth::policy::{Action, ItemKind, PolicyRegistry, PolicyRequest, SubjectFacts, Target};
 use gateway_auth::principal::Principal;
+use gateway_logging::audit::{Auditor, RequestContext};
 use gateway_transport::client::Guard;
 use gateway_transport::error::codes;
 use gateway_transport::upstream::ResultFilter;
@@ -15,7 +16,6 @@ use gateway_types::jsonrpc::{ErrorObject, Request};
 use serde_json::Value;
 
 /// Policy for one client session on one server.
-#[derive(Debug)]
 pub(crate) struct PolicyGuard {
     registry: Arc<PolicyRegistry>,
     org: OrgId,
@@ -23,17 +23,22 @@ pub(crate) struct PolicyGuard {
     namespace: Option<String>,
     server: String,
     client_ip: Option<IpAddr>,
+    principal: Principal,
+    auditor: Auditor,
 }
 
 impl PolicyGuard {
     pub(crate) fn new(
         registry: Arc<PolicyRegistry>,
+        auditor: Auditor,
         principal: &Principal,
         namespace: Option<String>,
         server: String,
         client_ip: Option<IpAddr>,
     ) -> Self {
         Self {
+            principal: principal.clone(),
+            auditor,
             registry,
             org: principal.org_id,
             subject: SubjectFacts::from_principal(principal),
@@ -50,6 +55,15 @@ impl PolicyGuard {
             req = req.with_client_ip(ip);
         }
         req
+    }
+}
+
+impl std::fmt::Debug for PolicyGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyGuard")
+            .field("org", &self.org)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,6 +127,11 @@ impl Guard for PolicyGuard {
                 rule = decision.rule.as_ref().map_or("default", |r| r.id.as_str()),
                 "MCP request denied by policy"
             );
+            let ctx = RequestContext {
+                ip: self.client_ip,
+                request_id: None,
+            };
+            crate::audit::policy_denied(&self.auditor, &self.principal, &req, &decision, &ctx);
             Err(ErrorObject::new(codes::POLICY_DENIED, decision.reason))
         }
     }

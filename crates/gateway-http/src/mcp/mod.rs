@@ -226,6 +226,7 @@ async fn open_session(
         .map_err(|_| ErrorObject::new(codes::INTERNAL_ERROR, "internal error"))?;
     let guard = Arc::new(PolicyGuard::new(
         Arc::clone(&state.policies),
+        state.auditor.clone(),
         principal,
         None,
         server.record.name.clone(),

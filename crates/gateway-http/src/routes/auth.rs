@@ -4,15 +4,18 @@
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
+use gateway_auth::AuthError;
 use gateway_auth::principal::Subject;
 use gateway_auth::rbac::Permission;
-use gateway_auth::service::{KeyRequest, TokenPair};
+use gateway_auth::service::{Account, KeyRequest, TokenPair, normalize_email};
+use gateway_logging::audit::{Actor, AuditEvent, actions};
 use gateway_types::error::ErrorCode;
 use gateway_types::ids::{ApiKeyId, NamespaceId};
 use gateway_types::model::{ApiKey, ApiKeyType, User, UserPatch};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, ClientContext, key_summary};
 use crate::authn::{Authenticated, auth_error, credential, public_base};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -51,15 +54,35 @@ pub(crate) async fn login(
     if email.len() > 320 {
         return Err(ApiError::new(ErrorCode::Validation, "email is too long"));
     }
-    let ip = req.peer_addr().map(|a| a.ip());
-    match state.auth.login(&email, password, ip).await {
+    let ctx = audit::context(&req);
+    let ip = ctx.ip;
+    match state.auth.login_detailed(&email, password, ip).await {
         Ok((pair, user)) => {
             tracing::info!(org.id = %user.org_id, user.id = %user.id, "login");
+            state.auditor.record(
+                user.org_id,
+                AuditEvent::new(actions::AUTH_LOGIN, Actor::new("user", user.id.to_string()))
+                    .target("user", user.id)
+                    .context(&ctx),
+            );
             Ok(tokens(&pair))
         }
-        Err(err) => {
-            tracing::info!(client.ip = ?ip, reason = %err, "login refused");
-            Err(auth_error(&req, &state, err, false))
+        Err(refusal) => {
+            tracing::info!(client.ip = ?ip, reason = refusal.reason, "login refused");
+            // An unknown email belongs to no organization, so to no audit chain.
+            if let Some(Account::User { org_id, user_id }) = refusal.account {
+                state.auditor.record(
+                    org_id,
+                    AuditEvent::new(actions::AUTH_LOGIN_FAILED, Actor::anonymous())
+                        .target("user", user_id)
+                        .after(serde_json::json!({
+                            "email": normalize_email(&email),
+                            "reason": refusal.reason,
+                        }))
+                        .context(&ctx),
+                );
+            }
+            Err(auth_error(&req, &state, refusal.error, false))
         }
     }
 }
@@ -85,12 +108,21 @@ pub(crate) async fn refresh(
 }
 
 /// `POST /auth/logout`: deny-lists the access token and ends its login.
-pub(crate) async fn logout(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn logout(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    ctx: ClientContext,
+) -> Result<HttpResponse, ApiError> {
     state
         .auth
         .logout(&who.0)
         .await
         .map_err(gateway_types::error::GatewayError::from)?;
+    let mut event = AuditEvent::new(actions::AUTH_LOGOUT, audit::actor(&who.0)).context(&ctx.0);
+    if let Some(user) = who.0.user_id() {
+        event = event.target("user", user);
+    }
+    state.auditor.record(who.0.org_id, event);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -158,6 +190,7 @@ pub(crate) struct ProfileBody {
 pub(crate) async fn update_profile(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     body: web::Json<ProfileBody>,
 ) -> Result<HttpResponse, ApiError> {
     let ProfileBody {
@@ -175,12 +208,29 @@ pub(crate) async fn update_profile(
     if let Some(name) = &name {
         validate_name(name, "name")?;
     }
+    let audit_event = |action: &'static str| {
+        AuditEvent::new(action, audit::actor(&who.0))
+            .target("user", user.id)
+            .context(&ctx.0)
+    };
     match (current_password, new_password) {
-        (Some(current), Some(new)) => state
-            .auth
-            .change_password(&who.0, current, new)
-            .await
-            .map_err(gateway_types::error::GatewayError::from)?,
+        (Some(current), Some(new)) => match state.auth.change_password(&who.0, current, new).await {
+            Ok(()) => {
+                state
+                    .auditor
+                    .record(user.org_id, audit_event(actions::AUTH_PASSWORD_CHANGE));
+            }
+            Err(err) => {
+                if matches!(err, AuthError::InvalidCredentials) {
+                    state.auditor.record(
+                        user.org_id,
+                        audit_event(actions::AUTH_PASSWORD_CHANGE_FAILED)
+                            .after(serde_json::json!({"reason": "wrong_current_password"})),
+                    );
+                }
+                return Err(gateway_types::error::GatewayError::from(err).into());
+            }
+        },
         (None, Some(_)) => {
             return Err(ApiError::new(
                 ErrorCode::Validation,
@@ -192,7 +242,7 @@ pub(crate) async fn update_profile(
     }
     let user = match name {
         Some(name) => {
-            state
+            let updated = state
                 .stores
                 .users
                 .update(
@@ -203,7 +253,16 @@ pub(crate) async fn update_profile(
                         ..UserPatch::default()
                     },
                 )
-                .await?
+                .await?;
+            if updated.name != user.name {
+                state.auditor.record(
+                    user.org_id,
+                    audit_event(actions::USER_UPDATE)
+                        .before(serde_json::json!({"name": user.name}))
+                        .after(serde_json::json!({"name": updated.name})),
+                );
+            }
+            updated
         }
         None => state
             .stores
@@ -306,6 +365,7 @@ struct CreatedKeyView {
 pub(crate) async fn create_key(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     body: web::Json<CreateKeyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -380,6 +440,13 @@ pub(crate) async fn create_key(
         ApiKeyType::A2a => state.auth.create_app_key(org, req).await,
     }
     .map_err(gateway_types::error::GatewayError::from)?;
+    state.auditor.record(
+        org,
+        AuditEvent::new(actions::API_KEY_CREATE, audit::actor(&who.0))
+            .target("api_key", created.key.id)
+            .after(key_summary(&created.key))
+            .context(&ctx.0),
+    );
     let view = CreatedKeyView {
         key: KeyView::from(created.key),
         key_secret: created.secret.expose_secret().to_owned(),
@@ -392,6 +459,7 @@ pub(crate) async fn create_key(
 pub(crate) async fn revoke_key(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::new(ErrorCode::NotFound, "no such API key");
@@ -412,6 +480,13 @@ pub(crate) async fn revoke_key(
         .revoke_key(p.org_id, id)
         .await
         .map_err(gateway_types::error::GatewayError::from)?;
+    state.auditor.record(
+        p.org_id,
+        AuditEvent::new(actions::API_KEY_REVOKE, audit::actor(p))
+            .target("api_key", id)
+            .before(key_summary(&key))
+            .context(&ctx.0),
+    );
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -449,12 +524,22 @@ pub(crate) async fn a2a_token(
                 .to_owned(),
         ),
     };
-    let pair = state
-        .auth
-        .a2a_token(&secret)
-        .await
-        .map_err(|e| auth_error(&req, &state, e, true))?;
-    Ok(tokens(&pair))
+    match state.auth.a2a_token_detailed(&secret).await {
+        Ok(pair) => Ok(tokens(&pair)),
+        Err(refusal) => {
+            // A secret that names no key belongs to no organization, so to no audit chain.
+            if let Some(Account::Key { org_id, key_id }) = refusal.account {
+                state.auditor.record(
+                    org_id,
+                    AuditEvent::new(actions::AUTH_A2A_TOKEN_FAILED, Actor::anonymous())
+                        .target("api_key", key_id)
+                        .after(serde_json::json!({"reason": refusal.reason}))
+                        .context(&audit::context(&req)),
+                );
+            }
+            Err(auth_error(&req, &state, refusal.error, true))
+        }
+    }
 }
 
 /// `GET /.well-known/jwks.json`: the public halves of the asymmetric signing keys.

@@ -3,6 +3,7 @@
 
 mod auth;
 mod health;
+mod logs;
 mod metrics;
 mod policies;
 mod users;
@@ -71,6 +72,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(policies::delete))
                 .default_service(not_allowed("GET, PUT, DELETE")),
         )
+        .service(get_only("/admin/logs", logs::list))
+        .service(get_only("/admin/logs/verify", logs::verify))
         .service(
             web::resource("/api/admin/users/{id}")
                 .route(web::get().to(users::get))

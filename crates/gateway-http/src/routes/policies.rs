@@ -14,6 +14,9 @@ use gateway_types::model::{NewPolicy, PolicyPatch, RecordSource, StoredPolicy};
 use serde::Serialize;
 use serde_json::Value;
 
+use gateway_logging::audit::{AuditEvent, actions};
+
+use crate::audit::{self, ClientContext, policy_summary};
 use crate::authn::Authenticated;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -106,6 +109,7 @@ pub(crate) async fn list(state: web::Data<AppState>, who: Authenticated) -> Resu
 pub(crate) async fn create(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let p = who.require(Permission::PoliciesWrite)?;
@@ -131,6 +135,13 @@ pub(crate) async fn create(
             },
         )
         .await?;
+    state.auditor.record(
+        p.org_id,
+        AuditEvent::new(actions::POLICY_CREATE, audit::actor(p))
+            .target("policy", created.id)
+            .after(policy_summary(&created))
+            .context(&ctx.0),
+    );
     refresh(&state, p).await?;
     Ok(HttpResponse::Created().json(PolicyView::from(created)))
 }
@@ -156,12 +167,13 @@ pub(crate) async fn get(
 pub(crate) async fn update(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let p = who.require(Permission::PoliciesWrite)?;
     let id: PolicyId = id.parse().map_err(|_| not_found())?;
-    state
+    let before = state
         .stores
         .policies
         .get(p.org_id, id)
@@ -187,6 +199,14 @@ pub(crate) async fn update(
             },
         )
         .await?;
+    state.auditor.record(
+        p.org_id,
+        AuditEvent::new(actions::POLICY_UPDATE, audit::actor(p))
+            .target("policy", id)
+            .before(policy_summary(&before))
+            .after(policy_summary(&updated))
+            .context(&ctx.0),
+    );
     refresh(&state, p).await?;
     Ok(HttpResponse::Ok().json(PolicyView::from(updated)))
 }
@@ -195,18 +215,33 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let p = who.require(Permission::PoliciesWrite)?;
     let id: PolicyId = id.parse().map_err(|_| not_found())?;
+    let before = state
+        .stores
+        .policies
+        .get(p.org_id, id)
+        .await?
+        .ok_or_else(not_found)?;
     state.stores.policies.delete(p.org_id, id).await?;
+    state.auditor.record(
+        p.org_id,
+        AuditEvent::new(actions::POLICY_DELETE, audit::actor(p))
+            .target("policy", id)
+            .before(policy_summary(&before))
+            .context(&ctx.0),
+    );
     refresh(&state, p).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// `POST /api/admin/policies/evaluate`: the dry run. Body: a policy request (`subject`,
 /// `action`, `target`, optional `arguments` and `client_ip`); answer: the decision and the rule
-/// that made it, against the organization's live snapshot.
+/// that made it, against the organization's live snapshot. A dry run denies nothing, so it is
+/// never audited (unlike real denials, see [`crate::audit::policy_denied`]).
 pub(crate) async fn evaluate(
     state: web::Data<AppState>,
     who: Authenticated,

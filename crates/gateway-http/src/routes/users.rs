@@ -8,7 +8,10 @@ use gateway_types::model::{NewUser, Page, Role, UserPatch};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use gateway_logging::audit::{AuditEvent, actions};
+
 use super::auth::{UserView, validate_name};
+use crate::audit::{self, ClientContext, user_summary};
 use crate::authn::Authenticated;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -72,6 +75,7 @@ pub(crate) struct CreateBody {
 pub(crate) async fn create(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let p = who.require(Permission::UsersWrite)?;
@@ -106,6 +110,13 @@ pub(crate) async fn create(
             },
         )
         .await?;
+    state.auditor.record(
+        p.org_id,
+        AuditEvent::new(actions::USER_CREATE, audit::actor(p))
+            .target("user", user.id)
+            .after(user_summary(&user))
+            .context(&ctx.0),
+    );
     Ok(HttpResponse::Created().json(UserView::from(user)))
 }
 
@@ -139,6 +150,7 @@ pub(crate) struct UpdateBody {
 pub(crate) async fn update(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     id: web::Path<String>,
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -169,13 +181,33 @@ pub(crate) async fn update(
         ),
         None => None,
     };
+    let password_changed = password_hash.is_some();
     let patch = UserPatch {
         name: name.map(|n| n.trim().to_owned()),
         password_hash,
         role,
         is_active,
     };
+    let before = state
+        .stores
+        .users
+        .get(p.org_id, id)
+        .await?
+        .ok_or_else(not_found)?;
     let user = state.stores.users.update(p.org_id, id, patch).await?;
+    let mut after = user_summary(&user);
+    if password_changed {
+        // That it changed, never what to.
+        after["password_changed"] = serde_json::Value::Bool(true);
+    }
+    state.auditor.record(
+        p.org_id,
+        AuditEvent::new(actions::USER_UPDATE, audit::actor(p))
+            .target("user", id)
+            .before(user_summary(&before))
+            .after(after)
+            .context(&ctx.0),
+    );
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
@@ -183,6 +215,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let p = who.require(Permission::UsersWrite)?;
@@ -190,6 +223,19 @@ pub(crate) async fn delete(
     if p.user_id() == Some(id) {
         return Err(ApiError::new(ErrorCode::Conflict, "you cannot delete yourself"));
     }
+    let before = state
+        .stores
+        .users
+        .get(p.org_id, id)
+        .await?
+        .ok_or_else(not_found)?;
     state.stores.users.delete(p.org_id, id).await?;
+    state.auditor.record(
+        p.org_id,
+        AuditEvent::new(actions::USER_DELETE, audit::actor(p))
+            .target("user", id)
+            .before(user_summary(&before))
+            .context(&ctx.0),
+    );
     Ok(HttpResponse::NoContent().finish())
 }

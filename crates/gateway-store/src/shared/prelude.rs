@@ -27,7 +27,7 @@ use gateway_types::model::{
     ServerStatus, SessionStatus, StoredPolicy, User, UserPatch, VirtualServer, VirtualServerPatch,
 };
 use gateway_types::store::{
-    ApiKeyStore, AuditFilter, AuditHasher, AuditStore, ChangeLogStore, HealthStore, LogQuery, LogStore,
+    ApiKeyStore, AuditChainHead, AuditFilter, AuditHasher, AuditStore, ChangeLogStore, HealthStore, LogQuery, LogStore,
     NamespaceStore, OrganizationStore, PolicyStore, RateLimitStore, RefreshTokenStore, ServerStore, SessionStore,
     StoreHealth, StoreResult, Stores, UserStore, VirtualServerStore,
 };

@@ -1200,6 +1200,22 @@ impl AuditStore for Store {
         })?;
         Ok(rows.into_iter().map(AuditRow::into_domain).collect())
     }
+
+    async fn head(&self, org: OrgId) -> StoreResult<Option<AuditChainHead>> {
+        let head: Option<(i64, String)> = read!(self, c, {
+            Ok(audit_chain_heads::table
+                .filter(audit_chain_heads::org_id.eq(uid(org)))
+                .select((audit_chain_heads::last_seq, audit_chain_heads::last_hash))
+                .first(c)
+                .await
+                .optional()?)
+        })?;
+        // The head row starts at seq 0 inside the first append's transaction; a committed
+        // head is always past it, but an empty chain is `None` either way.
+        Ok(head
+            .filter(|(seq, _)| *seq > 0)
+            .map(|(last_seq, last_hash)| AuditChainHead { last_seq, last_hash }))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use gateway_types::ids::OrgId;
 use gateway_types::model::{AuditLog, NewAuditLog};
-use gateway_types::store::{AuditFilter, AuditHasher};
+use gateway_types::store::{AuditChainHead, AuditFilter, AuditHasher};
 
 use crate::harness::{TestDb, assert_not_found, contract, org};
 
@@ -11,7 +11,8 @@ contract!(
     append_links_the_chain,
     list_filters_newest_first,
     chains_are_per_organization,
-    concurrent_appends_never_fork
+    concurrent_appends_never_fork,
+    head_follows_the_newest_record
 );
 
 /// A deterministic stand-in for the real (SHA-256) hasher.
@@ -256,4 +257,33 @@ async fn concurrent_appends_never_fork(db: &TestDb) {
             "every append is in the chain exactly once"
         );
     }
+}
+
+async fn head_follows_the_newest_record(db: &TestDb) {
+    let s = &db.stores().audit;
+    let o = org(db).await;
+    let other = org(db).await;
+    assert_eq!(s.head(o.id).await.unwrap(), None, "no appends yet");
+    let first = s.append(o.id, event("a", "u"), &TestHasher).await.unwrap();
+    assert_eq!(
+        s.head(o.id).await.unwrap(),
+        Some(AuditChainHead {
+            last_seq: 1,
+            last_hash: first.hash.clone()
+        })
+    );
+    let second = s.append(o.id, event("b", "u"), &TestHasher).await.unwrap();
+    assert_eq!(
+        s.head(o.id).await.unwrap(),
+        Some(AuditChainHead {
+            last_seq: 2,
+            last_hash: second.hash
+        })
+    );
+    assert_eq!(
+        s.head(other.id).await.unwrap(),
+        None,
+        "heads are per organization"
+    );
+    assert_eq!(s.head(OrgId::new()).await.unwrap(), None);
 }
