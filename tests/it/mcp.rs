@@ -192,3 +192,557 @@ async fn streamable_http_client_to_stdio_server_every_scenario() {
     .await;
     assert_all_passed(&report);
 }
+
+/// server-everything in one of its HTTP modes on a free port, stopped on drop.
+struct EverythingHttp {
+    _child: tokio::process::Child,
+    port: u16,
+}
+
+impl EverythingHttp {
+    async fn start(mode: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = peers().join("everything.sh");
+        let child = Command::new(&script)
+            .args([mode, &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let ok = Command::new(&script)
+            .args(["wait", &port.to_string(), "30"])
+            .status()
+            .await
+            .unwrap();
+        assert!(ok.success(), "server-everything ({mode}) did not start");
+        Self { _child: child, port }
+    }
+}
+
+#[tokio::test]
+async fn legacy_sse_client_to_stdio_server() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let report = drive("sse", &s.app.url("/servers/everything/sse"), &s.token, &[]).await;
+    assert_all_passed(&report);
+}
+
+#[tokio::test]
+async fn websocket_client_to_stdio_server() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let url = s
+        .app
+        .url("/servers/everything/ws")
+        .replacen("http://", "ws://", 1);
+    let report = drive("ws", &url, &s.token, &[]).await;
+    assert_all_passed(&report);
+    assert_eq!(report["ws_subprotocol"], "mcp", "{report:#}");
+}
+
+#[tokio::test]
+async fn streamable_http_client_to_streamable_http_server() {
+    let s = setup().await;
+    let upstream = EverythingHttp::start("streamableHttp").await;
+    let url = format!("http://127.0.0.1:{}/mcp", upstream.port);
+    s.app
+        .stores
+        .servers
+        .create(
+            s.org,
+            server(
+                "remote",
+                ServerProtocol::Http,
+                Some(url),
+                None,
+                vec![],
+                "per_client",
+            ),
+        )
+        .await
+        .unwrap();
+    let report = drive(
+        "streamable-http",
+        &s.app.url("/servers/remote/mcp"),
+        &s.token,
+        &[],
+    )
+    .await;
+    assert_all_passed(&report);
+}
+
+#[tokio::test]
+async fn streamable_http_client_to_legacy_sse_server() {
+    let s = setup().await;
+    let upstream = EverythingHttp::start("sse").await;
+    let url = format!("http://127.0.0.1:{}/sse", upstream.port);
+    s.app
+        .stores
+        .servers
+        .create(
+            s.org,
+            server(
+                "legacy",
+                ServerProtocol::Sse,
+                Some(url),
+                None,
+                vec![],
+                "per_client",
+            ),
+        )
+        .await
+        .unwrap();
+    let report = drive(
+        "streamable-http",
+        &s.app.url("/servers/legacy/mcp"),
+        &s.token,
+        &[],
+    )
+    .await;
+    assert_all_passed(&report);
+}
+
+#[tokio::test]
+async fn shared_upstream_keeps_clients_apart() {
+    // One stdio process for every client: ids and progress tokens are remapped, so 20
+    // concurrent sessions and 50 concurrent calls per session each get their own answers.
+    let s = setup().await;
+    stdio_everything(&s, "shared", "shared").await;
+    let report = drive(
+        "streamable-http",
+        &s.app.url("/servers/shared/mcp"),
+        &s.token,
+        &[
+            "echo",
+            "progress",
+            "concurrent-calls",
+            "concurrent-sessions",
+            "large-payload",
+            "tools-list",
+        ],
+    )
+    .await;
+    assert_all_passed(&report);
+    assert_eq!(
+        s.app.state.hub.processes().total(),
+        1,
+        "shared mode runs one process"
+    );
+}
+
+/// A minimal raw Streamable HTTP client for the protocol-level checks.
+struct Raw<'a> {
+    app: &'a TestApp,
+    token: &'a str,
+    path: String,
+    session: Option<String>,
+}
+
+impl Raw<'_> {
+    async fn post(&self, body: Value) -> reqwest::Response {
+        let mut req = self
+            .app
+            .client
+            .post(self.app.url(&self.path))
+            .bearer_auth(self.token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(sid) = &self.session {
+            req = req.header("mcp-session-id", sid);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn init(&mut self) -> Value {
+        let res = self
+            .post(json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}))
+            .await;
+        assert_eq!(res.status(), 200);
+        self.session = Some(res.headers()["mcp-session-id"].to_str().unwrap().to_owned());
+        let v: Value = res.json().await.unwrap();
+        let res = self
+            .post(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .await;
+        assert_eq!(res.status(), 202);
+        v
+    }
+
+    /// Posts a request and returns its answer (JSON or the last message of an SSE stream).
+    async fn call(&self, id: i64, method: &str, params: Value) -> Value {
+        let res = self
+            .post(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
+            .await;
+        assert_eq!(res.status(), 200, "{method}");
+        let sse = res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream");
+        let text = res.text().await.unwrap();
+        if !sse {
+            return serde_json::from_str(&text).unwrap();
+        }
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find(|m| m["id"] == id)
+            .unwrap_or_else(|| panic!("no answer in stream: {text}"))
+    }
+}
+
+#[tokio::test]
+async fn protocol_errors_are_precise() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+
+    // Malformed JSON: 400 with a JSON-RPC parse error; not JSON-RPC: invalid request.
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&s.token)
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], -32700);
+    let res = raw.post(json!({"jsonrpc":"2.0","id":1})).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], -32600);
+    // No session header: 400; an unknown session: 404.
+    let res = raw
+        .post(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}))
+        .await;
+    assert_eq!(res.status(), 400);
+    raw.session = Some(uuid_like());
+    let res = raw
+        .post(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}))
+        .await;
+    assert_eq!(res.status(), 404);
+    raw.session = None;
+
+    // An unknown server is 404; a foreign Origin is 403; no credential is 401.
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/servers/nope/mcp"))
+        .bearer_auth(&s.token)
+        .json(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&s.token)
+        .header("origin", "https://evil.example")
+        .json(&json!({"jsonrpc":"2.0","id":0,"method":"ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/servers/everything/mcp"))
+        .json(&json!({"jsonrpc":"2.0","id":0,"method":"ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("resource_metadata")
+    );
+
+    let init = raw.init().await;
+    assert_eq!(
+        init["result"]["serverInfo"]["name"].as_str().is_some(),
+        true,
+        "{init}"
+    );
+    // Unknown method: -32601 from the upstream, passed through.
+    let v = raw.call(2, "no/such/method", json!({})).await;
+    assert_eq!(v["error"]["code"], -32601, "{v}");
+    // Unsupported protocol version header: 400.
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&s.token)
+        .header("mcp-session-id", raw.session.clone().unwrap())
+        .header("mcp-protocol-version", "1999-01-01")
+        .json(&json!({"jsonrpc":"2.0","id":3,"method":"ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // Another user of the same organization cannot use this session.
+    let other = gateway_auth::password::hash(&SecretString::from(PASSWORD), 4).unwrap();
+    s.app
+        .stores
+        .users
+        .create(
+            s.org,
+            NewUser {
+                email: "eve@acme.test".into(),
+                name: "Eve".into(),
+                password_hash: other,
+                role: Role::User,
+            },
+        )
+        .await
+        .unwrap();
+    let eve = s
+        .app
+        .client
+        .post(s.app.url("/auth/login"))
+        .json(&json!({"email":"eve@acme.test","password":PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&eve)
+        .header("mcp-session-id", raw.session.clone().unwrap())
+        .json(&json!({"jsonrpc":"2.0","id":4,"method":"tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // DELETE ends the session; it is then 404.
+    let res = s
+        .app
+        .client
+        .delete(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&s.token)
+        .header("mcp-session-id", raw.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let res = raw
+        .post(json!({"jsonrpc":"2.0","id":5,"method":"tools/list"}))
+        .await;
+    assert_eq!(res.status(), 404);
+}
+
+fn uuid_like() -> String {
+    "0193e6a0-0000-7000-8000-000000000000".into()
+}
+
+#[tokio::test]
+async fn policy_hides_and_denies_tools_and_audits_the_denial() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    // An admin writes a deny rule for get-env through the API.
+    let hash = gateway_auth::password::hash(&SecretString::from(PASSWORD), 4).unwrap();
+    s.app
+        .stores
+        .users
+        .create(
+            s.org,
+            NewUser {
+                email: "root@acme.test".into(),
+                name: "Root".into(),
+                password_hash: hash,
+                role: Role::Admin,
+            },
+        )
+        .await
+        .unwrap();
+    let admin = s
+        .app
+        .client
+        .post(s.app.url("/auth/login"))
+        .json(&json!({"email":"root@acme.test","password":PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/api/admin/policies"))
+        .bearer_auth(&admin)
+        .json(&json!({
+            "id": "no-env", "name": "no-env", "effect": "deny", "subjects": [{"role": "user"}],
+            "resources": [{"server": "everything", "kind": "tool", "name": "get-env"}], "actions": ["call"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    raw.init().await;
+    let tools = raw.call(1, "tools/list", json!({})).await;
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"echo") && !names.contains(&"get-env"),
+        "{names:?}"
+    );
+    let denied = raw
+        .call(2, "tools/call", json!({"name": "get-env", "arguments": {}}))
+        .await;
+    assert_eq!(denied["error"]["code"], -32003, "{denied}");
+    assert!(
+        denied["error"]["message"].as_str().unwrap().contains("no-env"),
+        "{denied}"
+    );
+    let echo = raw
+        .call(
+            3,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "hi"}}),
+        )
+        .await;
+    assert!(
+        echo["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("hi"),
+        "{echo}"
+    );
+
+    s.app.flush_audit().await;
+    let logs: Value = s
+        .app
+        .client
+        .get(s.app.url("/admin/logs?kind=audit"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let denial = logs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"].as_str().unwrap_or("").contains("denied"));
+    assert!(denial.is_some(), "no denial audited: {logs:#}");
+}
+
+#[tokio::test]
+async fn a_crashed_stdio_server_fails_in_flight_calls_at_once_and_restarts() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "shared").await;
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    raw.init().await;
+    let first = s.app.state.hub.processes().pids();
+    assert_eq!(first.len(), 1);
+
+    let long = raw.call(
+        1,
+        "tools/call",
+        json!({"name": "trigger-long-running-operation", "arguments": {"duration": 20, "steps": 4}}),
+    );
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let started = std::time::Instant::now();
+        Command::new("kill")
+            .args(["-9", &first[0].to_string()])
+            .status()
+            .await
+            .unwrap();
+        started
+    };
+    let (answer, killed_at) = tokio::join!(long, kill);
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(1),
+        "the error took {:?}",
+        killed_at.elapsed()
+    );
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+
+    // A new process after backoff, re-initialized by the gateway: the session keeps working.
+    let echo = raw
+        .call(
+            2,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "again"}}),
+        )
+        .await;
+    assert!(
+        echo["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("again"),
+        "{echo}"
+    );
+    let second = s.app.state.hub.processes().pids();
+    assert_eq!(second.len(), 1);
+    assert_ne!(first, second);
+}
+
+#[tokio::test]
+async fn shutdown_leaves_no_child_process() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let mut raw = Raw {
+            app: &s.app,
+            token: &s.token,
+            path: "/servers/everything/mcp".into(),
+            session: None,
+        };
+        raw.init().await;
+    }
+    pids.extend(s.app.state.hub.processes().pids());
+    assert_eq!(pids.len(), 3, "one process per client session");
+    s.app.stop().await.unwrap();
+    for pid in pids {
+        let alive = Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ");
+        assert!(!alive, "process {pid} survived the gateway");
+    }
+}
