@@ -28,7 +28,7 @@ worker *ARGS:
     cargo run -p gateway-worker -- {{ARGS}}
 
 # The whole test suite. Storage tests also run on PostgreSQL when DATABASE_URL is set.
-test: tools
+test: tools peers
     cargo build --workspace --all-features --bins
     cargo nextest run --workspace --all-features --no-fail-fast
     cargo test --workspace --all-features --doc
