@@ -158,12 +158,13 @@ async fn drive(transport: &str, url: &str, token: &str, scenarios: &[&str]) -> V
         .unwrap()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|_| {
-        panic!(
-            "driver printed no report: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    let report = serde_json::from_str::<Value>(&stdout);
+    assert!(
+        report.is_ok(),
+        "driver printed no report: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report.unwrap()
 }
 
 fn assert_all_passed(report: &Value) {
@@ -387,11 +388,13 @@ impl Raw<'_> {
         if !sse {
             return serde_json::from_str(&text).unwrap();
         }
-        text.lines()
+        let found = text
+            .lines()
             .filter_map(|l| l.strip_prefix("data: "))
             .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-            .find(|m| m["id"] == id)
-            .unwrap_or_else(|| panic!("no answer in stream: {text}"))
+            .find(|m| m["id"] == id);
+        assert!(found.is_some(), "no answer in stream: {text}");
+        found.unwrap()
     }
 }
 
@@ -472,11 +475,7 @@ async fn protocol_errors_are_precise() {
     );
 
     let init = raw.init().await;
-    assert_eq!(
-        init["result"]["serverInfo"]["name"].as_str().is_some(),
-        true,
-        "{init}"
-    );
+    assert!(init["result"]["serverInfo"]["name"].as_str().is_some(), "{init}");
     // Unknown method: -32601 from the upstream, passed through.
     let v = raw.call(2, "no/such/method", json!({})).await;
     assert_eq!(v["error"]["code"], -32601, "{v}");
