@@ -6,12 +6,14 @@ use std::time::Instant;
 use gateway_auth::jwt::{JwtKeys, KeyFileError, TokenIssuer};
 use gateway_auth::oidc::{HttpJwksFetcher, OidcVerifier, StoreOrgResolver};
 use gateway_auth::policy::{Effect, PolicyRegistry, PolicyRule};
+use gateway_auth::sealing::Sealer;
 use gateway_auth::service::{AuthService, AuthStores};
 use gateway_types::config::GatewayConfig;
 use gateway_types::store::{Stores, TokenDenyList};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::metrics::{self, MetricsError};
+use crate::servers_cache::{self, ServerCache};
 
 /// Errors of [`AppState::new`].
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,9 @@ pub enum StateError {
     /// The HTTP client for external identity providers could not be built.
     #[error("cannot set up the identity-provider client")]
     Oidc(#[source] gateway_auth::AuthError),
+    /// The keys for secrets at rest are missing or invalid (the loader checks them first).
+    #[error(transparent)]
+    Secrets(gateway_types::config::ConfigErrors),
 }
 
 /// The application state, shared by all actix workers. Cheap to clone.
@@ -52,6 +57,11 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     /// Access policy snapshots, one per organization (loaded by [`crate::serve`]).
     pub policies: Arc<PolicyRegistry>,
+    /// Seals and opens secrets at rest (server environments, upstream credentials).
+    pub sealer: Arc<Sealer>,
+    /// Server lookups by id or name with secrets opened, for the MCP endpoints; the
+    /// `/gateway/servers` handlers invalidate it on every write.
+    pub(crate) servers: Arc<ServerCache>,
 }
 
 impl AppState {
@@ -59,7 +69,8 @@ impl AppState {
     /// installs the process-wide Prometheus recorder.
     ///
     /// # Errors
-    /// Not inside a tokio runtime, or a foreign metrics recorder is already installed.
+    /// Not inside a tokio runtime, a foreign metrics recorder is already installed, or the
+    /// configuration's signing keys, policies or secrets keys are unusable.
     pub fn new(config: Arc<GatewayConfig>, stores: Stores) -> Result<Self, StateError> {
         let runtime = tokio::runtime::Handle::try_current()?;
         let metrics = if config.metrics.enabled {
@@ -69,9 +80,17 @@ impl AppState {
         };
         let auth = Arc::new(build_auth(&config, &stores)?);
         let policies = Arc::new(build_policies(&config)?);
+        let sealer = Arc::new(Sealer::from_config(&config.secrets).map_err(StateError::Secrets)?);
+        let servers = Arc::new(ServerCache::new(
+            stores.servers.clone(),
+            Arc::clone(&sealer),
+            servers_cache::DEFAULT_TTL,
+        ));
         Ok(Self {
             auth,
             policies,
+            sealer,
+            servers,
             config,
             stores,
             started_at: Instant::now(),
