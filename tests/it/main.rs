@@ -12,3 +12,4 @@ mod errors;
 mod health;
 mod metrics;
 mod policies;
+mod servers;
