@@ -464,6 +464,99 @@ mod tests {
         assert!(eager.resolve(org, "renamed").await.unwrap().is_none());
     }
 
+    /// The real store, with lookups that fail as an outage would while `down` is set.
+    struct Flaky {
+        inner: Arc<dyn ServerStore>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl Flaky {
+        fn outage<T>(&self) -> Option<Result<T, StoreError>> {
+            self.down.load(Ordering::SeqCst).then(|| {
+                Err(StoreError::Unavailable(Box::new(std::io::Error::other(
+                    "connection refused",
+                ))))
+            })
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ServerStore for Flaky {
+        async fn create(&self, org: OrgId, new: NewMcpServer) -> Result<McpServer, StoreError> {
+            self.inner.create(org, new).await
+        }
+        async fn get(&self, org: OrgId, id: ServerId) -> Result<Option<McpServer>, StoreError> {
+            match self.outage() {
+                Some(err) => err,
+                None => self.inner.get(org, id).await,
+            }
+        }
+        async fn get_by_name(&self, org: OrgId, name: &str) -> Result<Option<McpServer>, StoreError> {
+            match self.outage() {
+                Some(err) => err,
+                None => self.inner.get_by_name(org, name).await,
+            }
+        }
+        async fn list(
+            &self,
+            org: OrgId,
+            filter: gateway_types::model::ServerFilter,
+            page: gateway_types::model::Page,
+        ) -> Result<gateway_types::model::Paged<McpServer>, StoreError> {
+            self.inner.list(org, filter, page).await
+        }
+        async fn list_all(&self) -> Result<Vec<McpServer>, StoreError> {
+            self.inner.list_all().await
+        }
+        async fn count(&self, org: OrgId) -> Result<u64, StoreError> {
+            self.inner.count(org).await
+        }
+        async fn update(
+            &self,
+            org: OrgId,
+            id: ServerId,
+            patch: McpServerPatch,
+        ) -> Result<McpServer, StoreError> {
+            self.inner.update(org, id, patch).await
+        }
+        async fn delete(&self, org: OrgId, id: ServerId) -> Result<(), StoreError> {
+            self.inner.delete(org, id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_serves_expired_entries_and_fails_only_what_was_never_cached() {
+        let db = TestDb::sqlite().await;
+        let sealer = sealer();
+        let (org, server) = fixture(&db, &sealer, "acme").await;
+        let flaky = Arc::new(Flaky {
+            inner: db.stores().servers.clone(),
+            down: std::sync::atomic::AtomicBool::new(false),
+        });
+        let cache = ServerCache::new(flaky.clone(), sealer, Duration::ZERO);
+        assert!(cache.resolve(org, "everything").await.unwrap().is_some());
+        assert!(cache.resolve(org, "missing").await.unwrap().is_none());
+
+        flaky.down.store(true, Ordering::SeqCst);
+        let stale = cache.resolve(org, "everything").await.unwrap().unwrap();
+        assert_eq!(stale.record.id, server.id, "expired, but better than nothing");
+        assert!(cache.resolve(org, "missing").await.unwrap().is_none());
+        let err = cache.resolve(org, &server.id.to_string()).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Unavailable(_)),
+            "never looked up: {err:?}"
+        );
+
+        flaky.down.store(false, Ordering::SeqCst);
+        assert!(
+            cache
+                .resolve(org, &server.id.to_string())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
     #[tokio::test]
     async fn secrets_sealed_with_an_unknown_key_are_an_error_not_a_miss() {
         let db = TestDb::sqlite().await;
