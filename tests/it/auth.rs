@@ -517,6 +517,7 @@ async fn every_protected_route_enforces_its_permission() {
             Some(json!({"name": "p", "effect": "deny", "actions": ["call"]})),
             [true, false, false, false],
         ),
+        (Method::GET, "/gateway/servers", None, [true, true, true, false]),
         (
             Method::POST,
             "/api/admin/policies/evaluate",

@@ -11,8 +11,33 @@ async fn production_with_the_default_jwt_secret_refuses_to_start() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("auth.jwt_secret"), "{}", out.stderr);
     assert!(
+        out.stderr.contains("secrets.master_key"),
+        "production needs its own master key too: {}",
+        out.stderr
+    );
+    assert!(
         !out.stderr.contains(gateway_types::config::DEFAULT_JWT_SECRET),
         "the secret itself is never printed"
+    );
+}
+
+#[tokio::test]
+async fn production_refuses_the_development_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command("gateway-api", dir.path());
+    cmd.env("GATEWAY_ENV", "production")
+        .env("GATEWAY__AUTH__JWT_SECRET", "k".repeat(40))
+        .env(
+            "GATEWAY__SECRETS__MASTER_KEY",
+            gateway_types::config::DEVELOPMENT_MASTER_KEY,
+        );
+    let out = run_to_exit(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("secrets.master_key"), "{}", out.stderr);
+    assert!(out.stderr.contains("development key"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains(gateway_types::config::DEVELOPMENT_MASTER_KEY),
+        "the key itself is never printed"
     );
 }
 
@@ -133,6 +158,37 @@ async fn secrets_never_reach_the_logs() {
         serde_json::json!({"refresh_token": refresh}),
     )
     .await;
+    // Servers with sealed secrets: created, and one refused for a bad token.
+    let remote = post(
+        "/gateway/servers",
+        Some(&access),
+        serde_json::json!({
+            "name": "logged-remote", "protocol": "http", "url": "https://mcp.example.com/mcp",
+            "credentials": {"headers": {"X-Api-Key": "hdr-logged-secret-1"}, "bearer_token": "bearer-logged-secret-2"}
+        }),
+    )
+    .await;
+    assert_eq!(remote["has_credentials"], true, "{remote}");
+    let local = post(
+        "/gateway/servers",
+        Some(&access),
+        serde_json::json!({
+            "name": "logged-stdio", "protocol": "stdio", "command": "true",
+            "environment": {"TOKEN": "env-logged-secret-3"}
+        }),
+    )
+    .await;
+    assert_eq!(local["environment_keys"], serde_json::json!(["TOKEN"]), "{local}");
+    let refused = post(
+        "/gateway/servers",
+        Some(&access),
+        serde_json::json!({
+            "name": "logged-refused", "protocol": "http", "url": "https://mcp.example.com/mcp",
+            "credentials": {"bearer_token": "bad token-logged-secret-4"}
+        }),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], "validation_failed", "{refused}");
     let res = client
         .get(format!("{base}/auth/profile"))
         .header("x-api-key", &key_secret)
@@ -172,6 +228,15 @@ async fn secrets_never_reach_the_logs() {
         ("a2a token", a2a["access_token"].as_str().unwrap().to_owned()),
         ("JWT secret", gateway_types::config::DEFAULT_JWT_SECRET.to_owned()),
         ("bcrypt hash", "$2b$04$".to_owned()),
+        ("server header", "hdr-logged-secret-1".to_owned()),
+        ("server bearer token", "bearer-logged-secret-2".to_owned()),
+        ("server environment", "env-logged-secret-3".to_owned()),
+        ("refused bearer token", "logged-secret-4".to_owned()),
+        ("sealed value", "v1:k1:".to_owned()),
+        (
+            "master key",
+            gateway_types::config::DEVELOPMENT_MASTER_KEY.to_owned(),
+        ),
     ] {
         assert!(!logs.contains(&secret), "{what} appears in the logs");
     }

@@ -14,3 +14,4 @@ mod health;
 mod mcp;
 mod metrics;
 mod policies;
+mod servers;

@@ -12,6 +12,8 @@
 //! - [`rbac`]: the role → permission matrix, and [`principal::Principal`], the authenticated caller;
 //! - [`policy`]: organization-level allow/deny policies over subject × resource × action, evaluated
 //!   from an in-memory snapshot; one function decides both listing and use;
+//! - [`sealing`]: secrets at rest (upstream credentials, server environments) sealed with
+//!   AES-256-GCM under a configured master key, with key ids for rotation;
 //! - [`throttle`]: login throttling per account and per client IP;
 //! - [`service::AuthService`]: login, refresh-token rotation with reuse detection, logout with
 //!   access-token deny-listing, password change, API keys and A2A tokens, and bearer
@@ -47,6 +49,7 @@ pub mod password;
 pub mod policy;
 pub mod principal;
 pub mod rbac;
+pub mod sealing;
 pub mod secret;
 pub mod service;
 pub mod throttle;

@@ -33,7 +33,7 @@ mod middleware;
 pub mod request_id;
 mod routes;
 mod server;
-pub mod servers_cache;
+pub(crate) mod servers_cache;
 pub mod settings;
 pub mod shutdown;
 pub mod state;

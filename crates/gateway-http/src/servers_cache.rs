@@ -1,115 +1,568 @@
-//! Hot-path server lookup: resolves `{id}` (id or name) to a server record with a short TTL.
-//! (Interim version; the registry change adds sealed secrets and explicit invalidation.)
+//! The server lookup cache of the hot path: `(organization, id or name)` → the server record
+//! with its secrets opened, ready to connect to.
+//!
+//! The MCP endpoints resolve `{id}` in `/servers/{id}/…` through [`ServerCache::resolve`] on
+//! every request, so it must not cost a database round trip each time:
+//!
+//! - entries (hits and misses alike) live for a short TTL ([`DEFAULT_TTL`], 5 s), so another
+//!   replica's changes arrive within that time;
+//! - the `/gateway/servers` handlers call [`ServerCache::invalidate`] after every write, so
+//!   this replica sees its own changes at once;
+//! - when the store is unavailable, an expired entry is served stale rather than failing the
+//!   request (the data plane keeps serving through a database blip, ARCHITECTURE "hot path");
+//! - the cache holds at most [`MAX_ENTRIES`] entries; past that, expired entries go first and
+//!   then everything, so lookups of made-up names cannot grow it without bound.
+//!
+//! Opened secrets stay in memory only: [`ResolvedServer`]'s `Debug` redacts every environment
+//! value and header value.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use gateway_auth::sealing::{SealError, Sealer};
 use gateway_types::ids::{OrgId, ServerId};
 use gateway_types::model::McpServer;
 use gateway_types::store::{ServerStore, StoreError};
+use serde::Deserialize;
 
-/// A server with its secrets opened, ready to connect to.
+/// How long an entry is used before the store is asked again.
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(5);
+/// Most entries kept (hits and misses of every organization).
+pub(crate) const MAX_ENTRIES: usize = 10_000;
+/// `metadata.session_mode` when the record has none.
+pub(crate) const DEFAULT_SESSION_MODE: &str = "per_client";
+
+/// A server ready to connect to: the record plus its opened secrets.
 #[derive(Clone)]
-pub struct ResolvedServer {
-    /// The record.
-    pub record: McpServer,
-    /// Environment variables (stdio). Secret.
-    pub env: Vec<(String, String)>,
-    /// Request headers (credentials). Secret.
-    pub headers: Vec<(String, String)>,
-    /// `per_client` or `shared`.
-    pub session_mode: String,
+pub(crate) struct ResolvedServer {
+    /// The stored record (`environment` and `credentials` still sealed in it).
+    pub(crate) record: McpServer,
+    /// The opened environment of a stdio server, sorted by name.
+    pub(crate) env: Vec<(String, String)>,
+    /// Headers to send upstream: the configured `credentials.headers`, then
+    /// `Authorization: Bearer …` from `credentials.bearer_token`.
+    pub(crate) headers: Vec<(String, String)>,
+    /// `per_client` (one upstream session per client session) or `shared`.
+    pub(crate) session_mode: String,
 }
 
-impl std::fmt::Debug for ResolvedServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for ResolvedServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |pairs: &[(String, String)]| -> Vec<String> {
+            pairs.iter().map(|(k, _)| format!("{k}=[REDACTED]")).collect()
+        };
         f.debug_struct("ResolvedServer")
             .field("id", &self.record.id)
+            .field("org_id", &self.record.org_id)
             .field("name", &self.record.name)
-            .field("env", &format_args!("[{} redacted]", self.env.len()))
-            .field("headers", &format_args!("[{} redacted]", self.headers.len()))
+            .field("protocol", &self.record.protocol)
+            .field("env", &redacted(&self.env))
+            .field("headers", &redacted(&self.headers))
             .field("session_mode", &self.session_mode)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-type Entries = HashMap<(OrgId, String), (Instant, Arc<ResolvedServer>)>;
-
-/// The cache.
-pub struct ServerCache {
-    store: Arc<dyn ServerStore>,
-    ttl: Duration,
-    entries: Mutex<Entries>,
+/// The sealed `credentials` document: what `POST /gateway/servers` accepts.
+#[derive(Debug, Default, Deserialize)]
+struct CredentialsDoc {
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    bearer_token: Option<String>,
 }
 
-impl std::fmt::Debug for ServerCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// Why a record's secrets could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OpenError {
+    /// The sealed value could not be opened (unknown key, tampering).
+    #[error("cannot open the {field} of server {server}")]
+    Seal {
+        /// `environment` or `credentials`.
+        field: &'static str,
+        /// The server.
+        server: ServerId,
+        /// Why.
+        #[source]
+        source: SealError,
+    },
+    /// The opened value is not the JSON document it should be.
+    #[error("the opened {field} of server {server} is not a valid document")]
+    Shape {
+        /// `environment` or `credentials`.
+        field: &'static str,
+        /// The server.
+        server: ServerId,
+    },
+}
+
+impl ResolvedServer {
+    /// Opens the record's secrets.
+    ///
+    /// # Errors
+    /// A secret cannot be opened with the configured keys, or is not the expected document.
+    pub(crate) fn open(record: McpServer, sealer: &Sealer) -> Result<Self, OpenError> {
+        let id = record.id;
+        let env = match &record.environment {
+            None => Vec::new(),
+            Some(sealed) => {
+                let text = sealer.open(sealed).map_err(|source| OpenError::Seal {
+                    field: "environment",
+                    server: id,
+                    source,
+                })?;
+                let map: std::collections::BTreeMap<String, String> =
+                    serde_json::from_str(&text).map_err(|_| OpenError::Shape {
+                        field: "environment",
+                        server: id,
+                    })?;
+                map.into_iter().collect()
+            }
+        };
+        let headers = match &record.credentials {
+            None => Vec::new(),
+            Some(sealed) => {
+                let text = sealer.open(sealed).map_err(|source| OpenError::Seal {
+                    field: "credentials",
+                    server: id,
+                    source,
+                })?;
+                let doc: CredentialsDoc = serde_json::from_str(&text).map_err(|_| OpenError::Shape {
+                    field: "credentials",
+                    server: id,
+                })?;
+                let mut headers: Vec<(String, String)> = doc.headers.into_iter().collect();
+                if let Some(token) = doc.bearer_token {
+                    headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
+                }
+                headers
+            }
+        };
+        let session_mode = session_mode_of(&record).to_owned();
+        Ok(Self {
+            record,
+            env,
+            headers,
+            session_mode,
+        })
+    }
+}
+
+/// `metadata.session_mode` of a record, or the default.
+pub(crate) fn session_mode_of(record: &McpServer) -> &str {
+    record
+        .metadata
+        .get("session_mode")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(DEFAULT_SESSION_MODE)
+}
+
+/// One cached answer: a server, or "no such server".
+struct Entry {
+    value: Option<Arc<ResolvedServer>>,
+    fetched_at: Instant,
+}
+
+/// Server lookups by organization and id or name, cached for a short TTL.
+pub(crate) struct ServerCache {
+    store: Arc<dyn ServerStore>,
+    sealer: Arc<Sealer>,
+    ttl: Duration,
+    entries: RwLock<HashMap<(OrgId, String), Entry>>,
+    /// Bumped by every invalidation: a lookup that started before one does not cache what it
+    /// read (it may predate the write).
+    generation: AtomicU64,
+}
+
+impl fmt::Debug for ServerCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerCache")
             .field("ttl", &self.ttl)
+            .field("entries", &self.len())
             .finish_non_exhaustive()
     }
 }
 
 impl ServerCache {
-    /// A cache over `store`.
-    #[must_use]
-    pub fn new(store: Arc<dyn ServerStore>, ttl: Duration) -> Self {
+    /// A cache over `store` whose entries live for `ttl`.
+    pub(crate) fn new(store: Arc<dyn ServerStore>, sealer: Arc<Sealer>, ttl: Duration) -> Self {
         Self {
             store,
+            sealer,
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
-    /// The server named or identified by `id_or_name` in `org`.
+    fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// The server of `org` whose id or name is `id_or_name`, with its secrets opened; `None`
+    /// when there is none (another organization's server included).
+    ///
+    /// A text that parses as a UUID is looked up as an id (names never parse as one).
     ///
     /// # Errors
-    /// The store is unavailable.
-    pub async fn resolve(
+    /// The store failed and nothing usable is cached, or the record's secrets cannot be opened
+    /// with the configured keys ([`StoreError::Internal`]).
+    pub(crate) async fn resolve(
         &self,
         org: OrgId,
         id_or_name: &str,
     ) -> Result<Option<Arc<ResolvedServer>>, StoreError> {
         let key = (org, id_or_name.to_owned());
-        if let Some((at, s)) = self
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(Some(Arc::clone(s)));
-        }
-        let record = match id_or_name.parse::<uuid::Uuid>() {
-            Ok(id) => self.store.get(org, ServerId::from_uuid(id)).await?,
-            Err(_) => self.store.get_by_name(org, id_or_name).await?,
+        let generation = self.generation.load(Ordering::Acquire);
+        let stale = {
+            let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+            match entries.get(&key) {
+                Some(e) if e.fetched_at.elapsed() < self.ttl => return Ok(e.value.clone()),
+                Some(e) => Some(e.value.clone()),
+                None => None,
+            }
         };
-        let Some(record) = record else { return Ok(None) };
-        let session_mode = record
-            .metadata
-            .get("session_mode")
-            .and_then(|v| v.as_str())
-            .unwrap_or("per_client")
-            .to_owned();
-        let resolved = Arc::new(ResolvedServer {
-            record,
-            env: Vec::new(),
-            headers: Vec::new(),
-            session_mode,
-        });
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, (Instant::now(), Arc::clone(&resolved)));
-        Ok(Some(resolved))
+        let fetched = match id_or_name.parse::<ServerId>() {
+            Ok(id) => self.store.get(org, id).await,
+            Err(_) => self.store.get_by_name(org, id_or_name).await,
+        };
+        let record = match fetched {
+            Ok(record) => record,
+            Err(err @ StoreError::Unavailable(_)) => {
+                return match stale {
+                    Some(value) => {
+                        tracing::warn!(
+                            org.id = %org,
+                            error.chain = gateway_types::error::error_chain(&err),
+                            "store unavailable; serving a cached server lookup past its lifetime"
+                        );
+                        Ok(value)
+                    }
+                    None => Err(err),
+                };
+            }
+            Err(err) => return Err(err),
+        };
+        let value = match record {
+            None => None,
+            Some(record) => Some(Arc::new(
+                ResolvedServer::open(record, &self.sealer).map_err(|e| StoreError::Internal(Box::new(e)))?,
+            )),
+        };
+        self.insert(key, value.clone(), generation);
+        Ok(value)
     }
 
-    /// Forgets a server (after an update or delete).
-    pub fn invalidate(&self, org: OrgId, server: ServerId) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(o, _), (_, s)| !(*o == org && s.record.id == server));
+    fn insert(&self, key: (OrgId, String), value: Option<Arc<ResolvedServer>>, generation: u64) {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
+            let ttl = self.ttl;
+            entries.retain(|_, e| e.fetched_at.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            key,
+            Entry {
+                value,
+                fetched_at: Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets everything cached about `server` of `org` (by id and by name), and every
+    /// cached miss of `org` (a created or renamed server may answer one of them now). Call it
+    /// after every write.
+    pub(crate) fn invalidate(&self, org: OrgId, server: ServerId) {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|(o, _), e| {
+            *o != org
+                || e.value
+                    .as_ref()
+                    .is_some_and(|resolved| resolved.record.id != server)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_store::test_support::TestDb;
+    use gateway_types::config::SecretsConfig;
+    use gateway_types::model::{
+        McpServerPatch, NewMcpServer, NewOrganization, Plan, RecordSource, ServerProtocol, ServerStatus,
+    };
+    use secrecy::SecretString;
+    use serde_json::json;
+
+    fn sealer() -> Arc<Sealer> {
+        Arc::new(
+            Sealer::from_config(&SecretsConfig {
+                master_key: Some(SecretString::from(gateway_types::config::DEVELOPMENT_MASTER_KEY)),
+                ..SecretsConfig::default()
+            })
+            .unwrap(),
+        )
+    }
+
+    async fn fixture(db: &TestDb, sealer: &Sealer, slug: &str) -> (OrgId, McpServer) {
+        let org = db
+            .stores()
+            .organizations
+            .create(NewOrganization {
+                name: slug.into(),
+                slug: slug.into(),
+                plan: Plan::Team,
+            })
+            .await
+            .unwrap()
+            .id;
+        let server = db
+            .stores()
+            .servers
+            .create(
+                org,
+                NewMcpServer {
+                    namespace_id: None,
+                    name: "everything".into(),
+                    description: None,
+                    protocol: ServerProtocol::Http,
+                    url: Some("https://mcp.example.com/mcp".into()),
+                    command: None,
+                    args: vec![],
+                    environment: Some(sealer.seal_json(&json!({"B": "2", "A": "1"})).unwrap()),
+                    credentials: Some(
+                        sealer
+                            .seal_json(&json!({"headers": {"X-Api-Key": "hdr-secret"}, "bearer_token": "tok-secret"}))
+                            .unwrap(),
+                    ),
+                    working_dir: None,
+                    timeout_seconds: 30,
+                    max_retries: 3,
+                    status: ServerStatus::Active,
+                    health_check_url: None,
+                    tags: vec![],
+                    metadata: json!({"session_mode": "shared"}),
+                    source: RecordSource::Api,
+                },
+            )
+            .await
+            .unwrap();
+        (org, server)
+    }
+
+    #[tokio::test]
+    async fn resolves_by_id_and_name_with_secrets_opened() {
+        let db = TestDb::sqlite().await;
+        let sealer = sealer();
+        let (org, server) = fixture(&db, &sealer, "acme").await;
+        let (other_org, _) = fixture(&db, &sealer, "globex").await;
+        let cache = ServerCache::new(db.stores().servers.clone(), sealer, DEFAULT_TTL);
+
+        let by_name = cache.resolve(org, "everything").await.unwrap().unwrap();
+        let by_id = cache.resolve(org, &server.id.to_string()).await.unwrap().unwrap();
+        assert_eq!(by_name.record.id, server.id);
+        assert_eq!(by_id.record.id, server.id);
+        assert_eq!(
+            by_name.env,
+            [("A".to_owned(), "1".to_owned()), ("B".to_owned(), "2".to_owned())]
+        );
+        assert_eq!(
+            by_name.headers,
+            [
+                ("X-Api-Key".to_owned(), "hdr-secret".to_owned()),
+                ("Authorization".to_owned(), "Bearer tok-secret".to_owned())
+            ]
+        );
+        assert_eq!(by_name.session_mode, "shared");
+
+        // Another organization's server is not there, by id or by name.
+        assert!(
+            cache
+                .resolve(other_org, &server.id.to_string())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_ne!(
+            cache
+                .resolve(other_org, "everything")
+                .await
+                .unwrap()
+                .unwrap()
+                .record
+                .id,
+            server.id
+        );
+        assert!(cache.resolve(org, "nope").await.unwrap().is_none());
+
+        let debug = format!("{by_name:?}");
+        assert!(!debug.contains("secret") && !debug.contains("\"1\""), "{debug}");
+        assert!(debug.contains("X-Api-Key=[REDACTED]"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn entries_live_until_their_ttl_or_an_invalidation() {
+        let db = TestDb::sqlite().await;
+        let sealer = sealer();
+        let (org, server) = fixture(&db, &sealer, "acme").await;
+        let store = db.stores().servers.clone();
+        let cache = ServerCache::new(store.clone(), sealer.clone(), Duration::from_secs(3600));
+        assert!(
+            cache.resolve(org, "renamed").await.unwrap().is_none(),
+            "a miss is cached too"
+        );
+        let before = cache.resolve(org, "everything").await.unwrap().unwrap();
+        assert_eq!(before.session_mode, "shared");
+
+        store
+            .update(
+                org,
+                server.id,
+                McpServerPatch {
+                    name: Some("renamed".into()),
+                    metadata: Some(json!({})),
+                    ..McpServerPatch::default()
+                },
+            )
+            .await
+            .unwrap();
+        let cached = cache.resolve(org, "everything").await.unwrap().unwrap();
+        assert_eq!(
+            cached.record.name, "everything",
+            "within the TTL, the cached entry"
+        );
+        assert!(cache.resolve(org, "renamed").await.unwrap().is_none());
+
+        cache.invalidate(org, server.id);
+        assert!(cache.resolve(org, "everything").await.unwrap().is_none());
+        let after = cache.resolve(org, "renamed").await.unwrap().unwrap();
+        assert_eq!(after.session_mode, DEFAULT_SESSION_MODE);
+
+        // With no lifetime, every lookup asks the store.
+        let eager = ServerCache::new(store.clone(), sealer, Duration::ZERO);
+        assert!(eager.resolve(org, "renamed").await.unwrap().is_some());
+        store.delete(org, server.id).await.unwrap();
+        assert!(eager.resolve(org, "renamed").await.unwrap().is_none());
+    }
+
+    /// The real store, with lookups that fail as an outage would while `down` is set.
+    struct Flaky {
+        inner: Arc<dyn ServerStore>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl Flaky {
+        fn outage<T>(&self) -> Option<Result<T, StoreError>> {
+            self.down.load(Ordering::SeqCst).then(|| {
+                Err(StoreError::Unavailable(Box::new(std::io::Error::other(
+                    "connection refused",
+                ))))
+            })
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ServerStore for Flaky {
+        async fn create(&self, org: OrgId, new: NewMcpServer) -> Result<McpServer, StoreError> {
+            self.inner.create(org, new).await
+        }
+        async fn get(&self, org: OrgId, id: ServerId) -> Result<Option<McpServer>, StoreError> {
+            match self.outage() {
+                Some(err) => err,
+                None => self.inner.get(org, id).await,
+            }
+        }
+        async fn get_by_name(&self, org: OrgId, name: &str) -> Result<Option<McpServer>, StoreError> {
+            match self.outage() {
+                Some(err) => err,
+                None => self.inner.get_by_name(org, name).await,
+            }
+        }
+        async fn list(
+            &self,
+            org: OrgId,
+            filter: gateway_types::model::ServerFilter,
+            page: gateway_types::model::Page,
+        ) -> Result<gateway_types::model::Paged<McpServer>, StoreError> {
+            self.inner.list(org, filter, page).await
+        }
+        async fn list_all(&self) -> Result<Vec<McpServer>, StoreError> {
+            self.inner.list_all().await
+        }
+        async fn count(&self, org: OrgId) -> Result<u64, StoreError> {
+            self.inner.count(org).await
+        }
+        async fn update(
+            &self,
+            org: OrgId,
+            id: ServerId,
+            patch: McpServerPatch,
+        ) -> Result<McpServer, StoreError> {
+            self.inner.update(org, id, patch).await
+        }
+        async fn delete(&self, org: OrgId, id: ServerId) -> Result<(), StoreError> {
+            self.inner.delete(org, id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_serves_expired_entries_and_fails_only_what_was_never_cached() {
+        let db = TestDb::sqlite().await;
+        let sealer = sealer();
+        let (org, server) = fixture(&db, &sealer, "acme").await;
+        let flaky = Arc::new(Flaky {
+            inner: db.stores().servers.clone(),
+            down: std::sync::atomic::AtomicBool::new(false),
+        });
+        let cache = ServerCache::new(flaky.clone(), sealer, Duration::ZERO);
+        assert!(cache.resolve(org, "everything").await.unwrap().is_some());
+        assert!(cache.resolve(org, "missing").await.unwrap().is_none());
+
+        flaky.down.store(true, Ordering::SeqCst);
+        let stale = cache.resolve(org, "everything").await.unwrap().unwrap();
+        assert_eq!(stale.record.id, server.id, "expired, but better than nothing");
+        assert!(cache.resolve(org, "missing").await.unwrap().is_none());
+        let err = cache.resolve(org, &server.id.to_string()).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Unavailable(_)),
+            "never looked up: {err:?}"
+        );
+
+        flaky.down.store(false, Ordering::SeqCst);
+        assert!(
+            cache
+                .resolve(org, &server.id.to_string())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn secrets_sealed_with_an_unknown_key_are_an_error_not_a_miss() {
+        let db = TestDb::sqlite().await;
+        let (org, _) = fixture(&db, &sealer(), "acme").await;
+        let other = Arc::new(
+            Sealer::from_config(&SecretsConfig {
+                key_id: "k2".into(),
+                master_key: Some(SecretString::from("cHJvZHVjdGlvbi1rZXktb2YtMzItYnl0ZXMtLS0tLS0=")),
+                ..SecretsConfig::default()
+            })
+            .unwrap(),
+        );
+        let cache = ServerCache::new(db.stores().servers.clone(), other, DEFAULT_TTL);
+        let err = cache.resolve(org, "everything").await.unwrap_err();
+        assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+        let chain = gateway_types::error::error_chain(&err);
+        assert!(chain.contains("\"k1\""), "{chain}");
     }
 }

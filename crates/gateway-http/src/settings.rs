@@ -142,6 +142,15 @@ pub fn load(opts: LoadOptions) -> Result<GatewayConfig, SettingsError> {
 
     issues.extend(cfg.validate().err().map(|e| e.0).unwrap_or_default());
     issues.extend(policy_issues(&cfg.policies));
+    // The keys themselves (base64 of 32 bytes) are checked by the sealer that will use them;
+    // the shape checks it shares with `validate` are reported once.
+    if let Err(errors) = gateway_auth::sealing::Sealer::from_config(&cfg.secrets) {
+        for issue in errors.0 {
+            if !issues.contains(&issue) {
+                issues.push(issue);
+            }
+        }
+    }
     if let Err(err) = crate::telemetry::filter(&cfg.logging.level) {
         issues.push(ConfigIssue::new(
             "logging.level",
@@ -381,6 +390,9 @@ mod tests {
             "level:",
             "format:",
             "enabled:",
+            "key_id:",
+            "master_key:",
+            "previous_keys:",
         ] {
             assert!(text.contains(key), "default.yaml does not document {key}");
         }
@@ -443,6 +455,20 @@ mod tests {
         std::fs::write(dir.path().join("development.yaml"), "server:\n  port: 6060\n").unwrap();
         let mut o = opts(None, &[]);
         o.config_dir = dir.path().to_owned();
+        let err = load(o.clone()).unwrap_err();
+        assert_eq!(
+            issue_keys(&err),
+            ["secrets.master_key"],
+            "a development.yaml of one's own replaces the shipped one, development key included"
+        );
+        std::fs::write(
+            dir.path().join("development.yaml"),
+            format!(
+                "server:\n  port: 6060\nsecrets:\n  master_key: {}\n",
+                gateway_types::config::DEVELOPMENT_MASTER_KEY
+            ),
+        )
+        .unwrap();
         assert_eq!(load(o).unwrap().server.port, 6060);
     }
 
@@ -452,11 +478,94 @@ mod tests {
         assert!(issue_keys(&err).contains(&"auth.jwt_secret"), "{err}");
         let ok = load(opts(
             Some("production"),
-            &[("GATEWAY__AUTH__JWT_SECRET", &"k".repeat(40))],
+            &[
+                ("GATEWAY__AUTH__JWT_SECRET", &"k".repeat(40)),
+                ("GATEWAY__SECRETS__MASTER_KEY", PROD_KEY),
+            ],
         ))
         .unwrap();
         assert_eq!(ok.environment, Environment::Production);
         assert_eq!(ok.server.host, "0.0.0.0");
+    }
+
+    const PROD_KEY: &str = "cHJvZHVjdGlvbi1rZXktb2YtMzItYnl0ZXMtLS0tLS0=";
+
+    #[test]
+    fn development_ships_a_master_key_and_production_needs_its_own() {
+        let dev = load(opts(None, &[])).unwrap();
+        assert_eq!(
+            dev.secrets
+                .master_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned()),
+            Some(gateway_types::config::DEVELOPMENT_MASTER_KEY.to_owned())
+        );
+        assert_eq!(dev.secrets.key_id, "k1");
+
+        let jwt = "k".repeat(40);
+        let prod = |key: Option<&str>| {
+            let mut vars = vec![("GATEWAY__AUTH__JWT_SECRET", jwt.as_str())];
+            vars.extend(key.map(|k| ("GATEWAY__SECRETS__MASTER_KEY", k)));
+            load(opts(Some("production"), &vars))
+        };
+        for (key, why) in [
+            (None, "not set"),
+            (
+                Some(gateway_types::config::DEVELOPMENT_MASTER_KEY),
+                "development key",
+            ),
+            (Some("c2hvcnQ="), "decodes to 5 bytes"),
+            (Some("not base64!"), "not valid base64"),
+        ] {
+            let err = prod(key).unwrap_err();
+            assert_eq!(issue_keys(&err), ["secrets.master_key"], "{err}");
+            assert!(err.to_string().contains(why), "{err}");
+            assert!(
+                !err.to_string()
+                    .contains(gateway_types::config::DEVELOPMENT_MASTER_KEY),
+                "keys are never printed: {err}"
+            );
+        }
+        prod(Some(PROD_KEY)).unwrap();
+    }
+
+    #[test]
+    fn previous_keys_come_from_files_and_the_environment() {
+        let cfg = load(opts(
+            None,
+            &[
+                ("GATEWAY__SECRETS__KEY_ID", "k2"),
+                ("GATEWAY__SECRETS__MASTER_KEY", PROD_KEY),
+                (
+                    "GATEWAY__SECRETS__PREVIOUS_KEYS__K1",
+                    gateway_types::config::DEVELOPMENT_MASTER_KEY,
+                ),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(cfg.secrets.key_id, "k2");
+        assert_eq!(cfg.secrets.previous_keys.keys().collect::<Vec<_>>(), ["k1"]);
+        let sealer = gateway_auth::sealing::Sealer::from_config(&cfg.secrets).unwrap();
+        assert_eq!(sealer.key_id(), "k2");
+
+        let err = load(opts(
+            None,
+            &[
+                ("GATEWAY__SECRETS__KEY_ID", "k1"),
+                ("GATEWAY__SECRETS__PREVIOUS_KEYS__K1", "c2hvcnQ="),
+                ("GATEWAY__SECRETS__PREVIOUS_KEYS__K0", PROD_KEY),
+            ],
+        ))
+        .unwrap_err();
+        let mut keys = issue_keys(&err);
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["secrets.previous_keys.k1", "secrets.previous_keys.k1"],
+            "{err}"
+        );
+        assert!(err.to_string().contains("repeats secrets.key_id"), "{err}");
+        assert!(err.to_string().contains("decodes to 5 bytes"), "{err}");
     }
 
     #[test]

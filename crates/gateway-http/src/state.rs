@@ -12,11 +12,10 @@ use gateway_transport::stdio::{ProcessTable, StdioConnector};
 use gateway_transport::upstream::RestartPolicy;
 use gateway_transport::ws::WsConnector;
 
-use crate::servers_cache::ServerCache;
-
 use gateway_auth::jwt::{JwtKeys, KeyFileError, TokenIssuer};
 use gateway_auth::oidc::{HttpJwksFetcher, OidcVerifier, StoreOrgResolver};
 use gateway_auth::policy::{Effect, PolicyRegistry, PolicyRule};
+use gateway_auth::sealing::Sealer;
 use gateway_auth::service::{AuthService, AuthStores};
 use gateway_logging::audit::{Auditor, AuditorOptions};
 use gateway_types::config::GatewayConfig;
@@ -24,6 +23,7 @@ use gateway_types::store::{Stores, TokenDenyList};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::metrics::{self, MetricsError};
+use crate::servers_cache::{self, ServerCache};
 
 /// Errors of [`AppState::new`].
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,9 @@ pub enum StateError {
     /// The HTTP client for external identity providers could not be built.
     #[error("cannot set up the identity-provider client")]
     Oidc(#[source] gateway_auth::AuthError),
+    /// The keys for secrets at rest are missing or invalid (the loader checks them first).
+    #[error(transparent)]
+    Secrets(gateway_types::config::ConfigErrors),
 }
 
 /// The application state, shared by all actix workers. Cheap to clone.
@@ -69,12 +72,15 @@ pub struct AppState {
     pub policies: Arc<PolicyRegistry>,
     /// Every live MCP session and upstream of this process.
     pub hub: Arc<Hub>,
-    /// Server records for the MCP endpoints, cached briefly.
-    pub servers: Arc<ServerCache>,
     /// Organization limits for the MCP endpoints, cached briefly.
     pub(crate) org_limits: Arc<crate::mcp::OrgLimits>,
     /// The audit trail's recorder; its writer task runs on [`Self::runtime`].
     pub auditor: Auditor,
+    /// Seals and opens secrets at rest (server environments, upstream credentials).
+    pub sealer: Arc<Sealer>,
+    /// Server lookups by id or name with secrets opened, for the MCP endpoints; the
+    /// `/gateway/servers` handlers invalidate it on every write.
+    pub(crate) servers: Arc<ServerCache>,
 }
 
 impl AppState {
@@ -82,7 +88,8 @@ impl AppState {
     /// and, when metrics are enabled, installs the process-wide Prometheus recorder.
     ///
     /// # Errors
-    /// Not inside a tokio runtime, or a foreign metrics recorder is already installed.
+    /// Not inside a tokio runtime, a foreign metrics recorder is already installed, or the
+    /// configuration's signing keys, policies or secrets keys are unusable.
     pub fn new(config: Arc<GatewayConfig>, stores: Stores) -> Result<Self, StateError> {
         let runtime = tokio::runtime::Handle::try_current()?;
         let metrics = if config.metrics.enabled {
@@ -94,14 +101,20 @@ impl AppState {
         let policies = Arc::new(build_policies(&config)?);
         let hub = build_hub(&config, &stores, runtime.clone())?;
         let auditor = Auditor::spawn(stores.audit.clone(), &runtime, AuditorOptions::default());
-        let servers = Arc::new(ServerCache::new(stores.servers.clone(), Duration::from_secs(5)));
+        let sealer = Arc::new(Sealer::from_config(&config.secrets).map_err(StateError::Secrets)?);
+        let servers = Arc::new(ServerCache::new(
+            stores.servers.clone(),
+            Arc::clone(&sealer),
+            servers_cache::DEFAULT_TTL,
+        ));
         Ok(Self {
             auth,
             policies,
             hub,
-            servers,
             org_limits: Arc::default(),
             auditor,
+            sealer,
+            servers,
             config,
             stores,
             started_at: Instant::now(),

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_JWT_SECRET: &str = "dev-only-insecure-jwt-secret-change-me-0000";
 /// The shortest JWT secret production accepts, in bytes.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// The master key `config/development.yaml` ships (base64 of 32 bytes). Production refuses it.
+pub const DEVELOPMENT_MASTER_KEY: &str = "ZGV2LW9ubHktaW5zZWN1cmUtbWFzdGVyLWtleS0wMDA=";
 
 /// Which deployment profile is running (`GATEWAY_ENV`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,8 @@ pub struct GatewayConfig {
     pub policies: PoliciesConfig,
     /// MCP sessions and upstreams.
     pub mcp: McpConfig,
+    /// Encryption of secrets at rest (upstream credentials, server environments).
+    pub secrets: SecretsConfig,
 }
 
 /// MCP sessions, their buffers and the upstream processes the gateway runs.
@@ -111,6 +115,45 @@ impl Default for McpConfig {
             crash_window_seconds: 60,
         }
     }
+}
+
+/// Keys that seal secrets at rest (AES-256-GCM). The current key seals; it and the previous
+/// keys open, so a key can rotate without re-encrypting everything at once.
+///
+/// Key ids are stored beside each ciphertext (`v1:<key id>:…`); the keys themselves are
+/// base64 of 32 random bytes, checked by the loader (`gateway-auth`'s sealing module decodes
+/// them; this crate only knows their shape).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// Id of `master_key`, written beside every value it seals.
+    pub key_id: String,
+    /// Base64 of 32 random bytes. No default: `config/development.yaml` sets a fixed
+    /// development key, which production refuses.
+    pub master_key: Option<SecretString>,
+    /// Earlier keys by id: they still open what they sealed, and never seal.
+    pub previous_keys: std::collections::BTreeMap<String, SecretString>,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            key_id: "k1".into(),
+            master_key: None,
+            previous_keys: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// Whether `id` is a valid key id: 1-64 characters of `[A-Za-z0-9-_.]` (no `:`, the
+/// separator of the sealed text form).
+#[must_use]
+pub fn valid_key_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// Access policies from configuration; they apply together with the rules managed through
@@ -732,6 +775,45 @@ impl GatewayConfig {
                 "needed unless role_claim and role_map are set",
             );
         }
+        let sec = &self.secrets;
+        check(
+            valid_key_id(&sec.key_id),
+            "secrets.key_id",
+            "must be 1-64 characters of [A-Za-z0-9-_.]",
+        );
+        for id in sec.previous_keys.keys() {
+            check(
+                valid_key_id(id),
+                &format!("secrets.previous_keys.{id}"),
+                "key ids must be 1-64 characters of [A-Za-z0-9-_.]",
+            );
+        }
+        check(
+            !sec.previous_keys.contains_key(&sec.key_id),
+            &format!("secrets.previous_keys.{}", sec.key_id),
+            "repeats secrets.key_id; a key id names one key",
+        );
+        if prod {
+            match &sec.master_key {
+                None => check(
+                    false,
+                    "secrets.master_key",
+                    "is not set; set GATEWAY__SECRETS__MASTER_KEY to base64 of 32 random bytes (e.g. `openssl rand -base64 32`)",
+                ),
+                Some(key) => check(
+                    key.expose_secret().trim() != DEVELOPMENT_MASTER_KEY,
+                    "secrets.master_key",
+                    "is the development key; set GATEWAY__SECRETS__MASTER_KEY to base64 of 32 random bytes (e.g. `openssl rand -base64 32`)",
+                ),
+            }
+            for (id, key) in &sec.previous_keys {
+                check(
+                    key.expose_secret().trim() != DEVELOPMENT_MASTER_KEY,
+                    &format!("secrets.previous_keys.{id}"),
+                    "is the development key; production never opens values sealed with it",
+                );
+            }
+        }
         check(
             (1..=3600).contains(&self.policies.reload_interval_seconds),
             "policies.reload_interval_seconds",
@@ -834,6 +916,7 @@ mod tests {
         cfg.auth.jwt_secret = SecretString::from("short");
         assert!(keys(&cfg).contains(&"auth.jwt_secret".to_string()));
         cfg.auth.jwt_secret = SecretString::from("x".repeat(48));
+        cfg.secrets.master_key = Some(SecretString::from("cHJvZHVjdGlvbi1rZXktb2YtMzItYnl0ZXMtLS0tLS0="));
         assert_eq!(keys(&cfg), Vec::<String>::new());
     }
 
@@ -895,6 +978,42 @@ mod tests {
     }
 
     #[test]
+    fn production_needs_its_own_master_key() {
+        let mut cfg = GatewayConfig {
+            environment: Environment::Production,
+            ..Default::default()
+        };
+        cfg.auth.jwt_secret = SecretString::from("x".repeat(48));
+        assert_eq!(keys(&cfg), ["secrets.master_key"], "missing");
+        cfg.secrets.master_key = Some(SecretString::from(DEVELOPMENT_MASTER_KEY));
+        assert_eq!(keys(&cfg), ["secrets.master_key"], "the development key");
+        cfg.secrets.master_key = Some(SecretString::from("cHJvZHVjdGlvbi1rZXktb2YtMzItYnl0ZXMtLS0tLS0="));
+        cfg.secrets.previous_keys = [("old".to_owned(), SecretString::from(DEVELOPMENT_MASTER_KEY))].into();
+        assert_eq!(keys(&cfg), ["secrets.previous_keys.old"]);
+        cfg.secrets.previous_keys.clear();
+        assert_eq!(keys(&cfg), Vec::<String>::new());
+    }
+
+    #[test]
+    fn secret_key_ids_are_checked() {
+        let mut cfg = GatewayConfig::default();
+        cfg.secrets.key_id = "k:1".into();
+        cfg.secrets.previous_keys = [
+            ("k:1".to_owned(), SecretString::from("x")),
+            ("bad id".to_owned(), SecretString::from("x")),
+        ]
+        .into();
+        let got = keys(&cfg);
+        for want in [
+            "secrets.key_id",
+            "secrets.previous_keys.k:1",
+            "secrets.previous_keys.bad id",
+        ] {
+            assert!(got.iter().any(|k| k == want), "missing {want} in {got:?}");
+        }
+    }
+
+    #[test]
     fn signing_key_ids_are_checked() {
         let key = |kid: &str| SigningKeyConfig {
             kid: kid.into(),
@@ -931,8 +1050,14 @@ mod tests {
 
     #[test]
     fn secrets_do_not_show_in_debug() {
-        let cfg = GatewayConfig::default();
-        assert!(!format!("{cfg:?}").contains(DEFAULT_JWT_SECRET));
+        let mut cfg = GatewayConfig::default();
+        cfg.secrets.master_key = Some(SecretString::from(DEVELOPMENT_MASTER_KEY));
+        cfg.secrets.previous_keys = [("k0".to_owned(), SecretString::from("b2xkLWtleQ=="))].into();
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains(DEFAULT_JWT_SECRET));
+        assert!(!debug.contains(DEVELOPMENT_MASTER_KEY), "{debug}");
+        assert!(!debug.contains("b2xkLWtleQ=="), "{debug}");
+        assert!(debug.contains("k0"), "key ids are not secret: {debug}");
     }
 
     #[test]

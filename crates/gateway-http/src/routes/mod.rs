@@ -6,6 +6,7 @@ mod health;
 mod logs;
 mod metrics;
 mod policies;
+mod servers;
 mod users;
 
 use actix_web::dev::Handler;
@@ -52,6 +53,19 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/.well-known/oauth-protected-resource/{resource:.*}",
             auth::protected_resource,
         ))
+        .service(
+            web::resource("/gateway/servers")
+                .route(web::get().to(servers::list))
+                .route(web::post().to(servers::create))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/gateway/servers/{id}")
+                .route(web::get().to(servers::get))
+                .route(web::put().to(servers::update))
+                .route(web::delete().to(servers::delete))
+                .default_service(not_allowed("GET, PUT, DELETE")),
+        )
         .service(
             web::resource("/api/admin/users")
                 .route(web::get().to(users::list))
