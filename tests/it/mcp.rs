@@ -745,3 +745,177 @@ async fn shutdown_leaves_no_child_process() {
         assert!(!alive, "process {pid} survived the gateway");
     }
 }
+
+#[tokio::test]
+async fn registered_environment_reaches_the_process_and_nothing_else_does() {
+    let s = setup().await;
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/gateway/servers"))
+        .bearer_auth(&s.token)
+        .json(&json!({
+            "name": "env-check", "protocol": "stdio", "command": node(),
+            "args": [everything_js(), "stdio"],
+            "environment": {"UPSTREAM_TOKEN": "sealed-secret-value-42"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/env-check/mcp".into(),
+        session: None,
+    };
+    raw.init().await;
+    let env = raw
+        .call(1, "tools/call", json!({"name": "get-env", "arguments": {}}))
+        .await;
+    let text = env["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("sealed-secret-value-42"),
+        "the record's variable is set: {text}"
+    );
+    // The test process (the gateway's own environment) has CARGO_MANIFEST_DIR; the child must not.
+    assert!(
+        !text.contains("CARGO_MANIFEST_DIR"),
+        "the gateway's environment leaked: {text}"
+    );
+}
+
+#[tokio::test]
+async fn organization_session_limit_is_enforced() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "shared").await;
+    s.app
+        .stores
+        .organizations
+        .update(
+            s.org,
+            gateway_types::model::OrganizationPatch {
+                max_sessions: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut a = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    let mut b = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    a.init().await;
+    b.init().await;
+    let res = a
+        .post(json!({"jsonrpc":"2.0","id":9,"method":"initialize","params":{
+            "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}))
+        .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32004, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("limit of 2"),
+        "{body}"
+    );
+    // Closing one frees a slot.
+    let res = s
+        .app
+        .client
+        .delete(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&s.token)
+        .header("mcp-session-id", b.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let mut c = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    c.init().await;
+}
+
+#[tokio::test]
+async fn an_upstream_that_does_not_answer_in_time_gets_a_timeout_error() {
+    let s = setup().await;
+    let mut record = server(
+        "slow",
+        ServerProtocol::Stdio,
+        None,
+        Some(node()),
+        vec![everything_js(), "stdio".into()],
+        "shared",
+    );
+    record.timeout_seconds = 1;
+    s.app.stores.servers.create(s.org, record).await.unwrap();
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/slow/mcp".into(),
+        session: None,
+    };
+    raw.init().await;
+    let started = std::time::Instant::now();
+    let v = raw
+        .call(
+            1,
+            "tools/call",
+            json!({"name": "trigger-long-running-operation", "arguments": {"duration": 10, "steps": 2}}),
+        )
+        .await;
+    assert_eq!(v["error"]["code"], -32001, "{v}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The session is still usable.
+    let echo = raw
+        .call(
+            2,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "ok"}}),
+        )
+        .await;
+    assert!(echo["result"].is_object(), "{echo}");
+}
+
+#[tokio::test]
+async fn plain_json_rpc_calls_work_without_a_handshake() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/servers/everything/rpc"))
+        .bearer_auth(&s.token)
+        .json(&json!([
+            {"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"echo","arguments":{"message":"one"}}},
+            {"jsonrpc":"2.0","id":"b","method":"tools/list"}
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answers: Value = res.json().await.unwrap();
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 2);
+    let by_id = |id: &str| answers.iter().find(|a| a["id"] == id).unwrap();
+    assert!(
+        by_id("a")["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("one")
+    );
+    assert!(by_id("b")["result"]["tools"].as_array().unwrap().len() > 3);
+}
