@@ -919,3 +919,81 @@ async fn plain_json_rpc_calls_work_without_a_handshake() {
     );
     assert!(by_id("b")["result"]["tools"].as_array().unwrap().len() > 3);
 }
+
+#[tokio::test]
+async fn a_dropped_answer_stream_resumes_with_last_event_id() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    raw.init().await;
+    // A call with a progress token is answered as an SSE stream: progress, then the result.
+    let mut res = raw
+        .post(json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{
+            "name":"trigger-long-running-operation","arguments":{"duration":2,"steps":4},
+            "_meta":{"progressToken":"p-1"}}}))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // Read up to the first event's id, then drop the connection.
+    let mut seen = String::new();
+    let first_id = loop {
+        let chunk = res.chunk().await.unwrap();
+        assert!(chunk.is_some(), "stream ended before an event: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if let Some(line) = seen.lines().find(|l| l.starts_with("id: ")) {
+            break line["id: ".len()..].trim().to_owned();
+        }
+    };
+    drop(res);
+    assert!(
+        seen.contains("\"progressToken\":\"p-1\""),
+        "the client's own token comes back: {seen}"
+    );
+
+    // Resume: everything after that event, up to and including the answer.
+    let res = s
+        .app
+        .client
+        .get(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&s.token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", raw.session.clone().unwrap())
+        .header("last-event-id", &first_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let rest = tokio::time::timeout(Duration::from_secs(20), res.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let messages: Vec<Value> = rest
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let answer = messages.iter().find(|m| m["id"] == 7);
+    assert!(
+        answer.is_some_and(|a| a["result"].is_object()),
+        "no answer after resuming: {rest}"
+    );
+    let ids: Vec<u64> = rest
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|i| i.trim().parse().unwrap())
+        .collect();
+    assert!(
+        ids.iter().all(|i| *i > first_id.parse::<u64>().unwrap()),
+        "only later events: {ids:?}"
+    );
+}
