@@ -88,6 +88,13 @@ impl PolicySnapshot {
         }
     }
 
+    /// Whether every request is allowed without looking at it: no rule is in force and the
+    /// default is `allow`. Lets the hot path skip building a request (and copying arguments).
+    #[must_use]
+    pub fn allows_everything(&self) -> bool {
+        self.compiled.is_empty() && self.default_effect == Effect::Allow
+    }
+
     /// Validates and compiles `rules` (enabled or not) with `default_effect` deciding when no
     /// rule applies. Disabled rules are kept for [`PolicySnapshot::rules`] but never applied.
     ///

@@ -77,6 +77,9 @@ impl ResultFilter for PolicyGuard {
             _ => return,
         };
         let snapshot = self.registry.snapshot(self.org);
+        if snapshot.allows_everything() {
+            return;
+        }
         if let Some(items) = result.get_mut(field).and_then(Value::as_array_mut) {
             items.retain(|item| {
                 let name = item.get(key).and_then(Value::as_str).unwrap_or("");
@@ -111,11 +114,15 @@ impl Guard for PolicyGuard {
             ),
             _ => return Ok(()),
         };
+        let snapshot = self.registry.snapshot(self.org);
+        if snapshot.allows_everything() {
+            return Ok(());
+        }
         let mut req = self.request(action, kind, name);
         if let Some(args) = args {
             req = req.with_arguments(args.clone());
         }
-        let decision = self.registry.snapshot(self.org).evaluate(&req);
+        let decision = snapshot.evaluate(&req);
         if decision.allowed {
             Ok(())
         } else {
