@@ -12,6 +12,7 @@ mod cors;
 mod errors;
 mod health;
 mod mcp;
+mod mcp_admin;
 mod metrics;
 mod policies;
 mod servers;

@@ -69,6 +69,19 @@ pub enum ClientTransport {
     Rpc,
 }
 
+impl ClientTransport {
+    /// The stable text form (`streamable_http`, `sse`, `websocket`, `rpc`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::StreamableHttp => "streamable_http",
+            Self::Sse => "sse",
+            Self::WebSocket => "websocket",
+            Self::Rpc => "rpc",
+        }
+    }
+}
+
 /// One client session.
 pub struct ClientSession {
     id: SessionId,

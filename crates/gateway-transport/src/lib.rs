@@ -14,7 +14,8 @@
 //!   feeds, with the [`client::Guard`] hook for policy and limits, and the bounded SSE event
 //!   log ([`events`]) behind `Last-Event-ID` resumption.
 //! - **The hub** ([`hub`]): every live session, session limits, idle expiry, shutdown that
-//!   leaves no child process behind.
+//!   leaves no child process behind, and what administrators see and do: session lifecycle
+//!   events, notifications pushed to an organization's sessions, running stdio processes.
 //!
 //! Protocol decisions are explained in this crate's `README.md`.
 //!

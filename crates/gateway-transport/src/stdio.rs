@@ -84,6 +84,12 @@ impl ProcessTable {
         self.lock().groups.keys().copied().collect()
     }
 
+    /// Whether `pid` is a live process group of this table (started and not yet reaped).
+    #[must_use]
+    pub fn is_live(&self, pid: u32) -> bool {
+        self.lock().groups.contains_key(&pid)
+    }
+
     fn reserve(self: &Arc<Self>, org: &str) -> Result<Slot, TransportError> {
         let mut inner = self.lock();
         let count = inner.per_org.entry(org.to_owned()).or_insert(0);

@@ -98,6 +98,21 @@ pub enum Phase {
     Closed,
 }
 
+impl Phase {
+    /// The stable text form (`idle`, `connecting`, `ready`, `down`, `failed`, `closed`).
+    #[must_use]
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Connecting => "connecting",
+            Self::Ready => "ready",
+            Self::Down => "down",
+            Self::Failed => "failed",
+            Self::Closed => "closed",
+        }
+    }
+}
+
 enum PendingKind {
     Client,
     Initialize,
@@ -446,6 +461,17 @@ impl UpstreamSession {
         }
         if let Ok(link) = self.ensure_link().await {
             let _ = link.send(Message::Notification(n)).await;
+        }
+    }
+
+    /// Sends a notification of the gateway's own (an administrator's) to the upstream, only if
+    /// it is connected right now: unlike [`Self::notify`], this never connects or starts a
+    /// process. `false` when there is no live connection.
+    pub async fn notify_if_connected(&self, n: Notification) -> bool {
+        let link = self.lock().link.clone();
+        match link {
+            Some(link) => link.send(Message::Notification(n)).await.is_ok(),
+            None => false,
         }
     }
 

@@ -1,8 +1,10 @@
 //! The client-facing MCP endpoints: Streamable HTTP (`/servers/{id}/mcp`), legacy HTTP+SSE
 //! (`/servers/{id}/sse`), WebSocket (`/servers/{id}/ws`), plain JSON-RPC
-//! (`/servers/{id}/rpc`) and the status endpoints. The protocol machinery is
+//! (`/servers/{id}/rpc`), the status endpoints and the administrators' endpoints
+//! (`/sse/events`, `/sse/broadcast`, `/ws/*`, `/stdio/*`: [`admin`]). The protocol machinery is
 //! `gateway-transport`'s; this module maps HTTP onto it.
 
+mod admin;
 mod guard;
 mod legacy_sse;
 mod rpc;
@@ -66,7 +68,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     .service(crate::routes::get_only("/mcp/status", status::mcp))
     .service(crate::routes::get_only("/sse/status", status::sse))
     .service(crate::routes::get_only("/ws/status", status::ws))
-    .service(crate::routes::get_only("/mcp/capabilities", status::capabilities));
+    .service(crate::routes::get_only("/mcp/capabilities", status::capabilities))
+    .service(crate::routes::get_only("/sse/events", admin::events))
+    .service(crate::routes::post_only("/sse/broadcast", admin::sse_broadcast))
+    .service(crate::routes::post_only("/ws/broadcast", admin::ws_broadcast))
+    .service(crate::routes::post_only("/ws/send", admin::ws_send))
+    .service(crate::routes::post_only("/stdio/execute", admin::stdio_execute))
+    .service(crate::routes::get_only("/stdio/process", admin::stdio_processes))
+    .service(crate::routes::post_only("/stdio/send", admin::stdio_send));
 }
 
 /// Organization limits read on session open, cached briefly (never a query per request).

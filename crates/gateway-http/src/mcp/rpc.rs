@@ -2,18 +2,22 @@
 //! session handshake: each POST (one message or a batch) runs on the server's shared upstream
 //! session, which the gateway initializes itself when no client has.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use gateway_transport::client::ClientTransport;
+use gateway_auth::principal::Principal;
+use gateway_transport::client::{ClientSession, ClientTransport};
 use gateway_transport::hub::SessionMode;
-use gateway_types::jsonrpc::{Message, Payload, Request, RequestId, Version};
+use gateway_types::jsonrpc::{ErrorObject, Message, Payload, Request, RequestId, Version};
 use serde_json::{Map, json};
 use tokio::sync::mpsc;
 
 use super::{check_origin, mcp_principal, open_session, parse_body, resolve, rpc_error};
 use crate::authn::Authenticated;
 use crate::error::ApiError;
+use crate::servers_cache::ResolvedServer;
 use crate::state::AppState;
 
 /// POST a JSON-RPC request or batch; the answers come back in the body.
@@ -31,20 +35,41 @@ pub(super) async fn call(
         Err(resp) => return Ok(*resp),
     };
     let server = resolve(&state, principal, &path).await?;
-    let session = match open_session(
-        &state,
-        &req,
-        principal,
-        &server,
-        ClientTransport::Rpc,
-        Some(SessionMode::Shared),
-    )
-    .await
-    {
+    let session = match open_shared(&state, &req, principal, &server).await {
         Ok(s) => s,
         Err(e) => return Ok(rpc_error(StatusCode::OK, None, e)),
     };
-    // The gateway initializes the shared upstream when no MCP client has.
+    let (messages, batch) = match payload {
+        Payload::Single(m) => (vec![m], false),
+        Payload::Batch(b) => (b, true),
+    };
+    let mut answers = exchange(&session, messages).await;
+    state.hub.close(session.id());
+    Ok(match (batch, answers.len()) {
+        (_, 0) => HttpResponse::Accepted().finish(),
+        (false, _) => HttpResponse::Ok().json(answers.remove(0)),
+        (true, _) => HttpResponse::Ok().json(answers),
+    })
+}
+
+/// Opens a plain JSON-RPC client session on the server's shared upstream session, and
+/// initializes that upstream when no MCP client has (the gateway introduces itself as
+/// `mcp-gateway-rpc`). The caller closes the session when done; the upstream lives on.
+pub(super) async fn open_shared(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    server: &ResolvedServer,
+) -> Result<Arc<ClientSession>, ErrorObject> {
+    let session = open_session(
+        state,
+        req,
+        principal,
+        server,
+        ClientTransport::Rpc,
+        Some(SessionMode::Shared),
+    )
+    .await?;
     if session.upstream().initialize_result().is_none() {
         let (tx, mut rx) = mpsc::channel(2);
         let init = Request {
@@ -67,10 +92,13 @@ pub(super) async fn call(
             }
         }
     }
-    let (messages, batch) = match payload {
-        Payload::Single(m) => (vec![m], false),
-        Payload::Batch(b) => (b, true),
-    };
+    Ok(session)
+}
+
+/// Runs `messages` through the session's pipeline, in order, and collects the answers to its
+/// requests (notifications and responses produce none); every request is answered, by the
+/// upstream or with the gateway's error.
+pub(super) async fn exchange(session: &ClientSession, messages: Vec<Message>) -> Vec<Message> {
     let requests = messages
         .iter()
         .filter(|m| matches!(m, Message::Request(_)))
@@ -88,10 +116,5 @@ pub(super) async fn call(
             None => break,
         }
     }
-    state.hub.close(session.id());
-    Ok(match (batch, answers.len()) {
-        (_, 0) => HttpResponse::Accepted().finish(),
-        (false, _) => HttpResponse::Ok().json(answers.remove(0)),
-        (true, _) => HttpResponse::Ok().json(answers),
-    })
+    answers
 }
