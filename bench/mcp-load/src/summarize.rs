@@ -3,7 +3,8 @@
 //! subject's CPU per operation and peak RSS, both latencies and the latency added.
 //!
 //! Runs are paired through their labels: `role` = `baseline` or `subject`, `round` = the pair,
-//! `target` = the name shown (e.g. `direct`, `gateway`).
+//! `target` = the name shown (e.g. `direct`, `gateway`); a `scenario` label, when present, names
+//! the scenario in place of the load's own (the stdio comparison is a `throughput` load).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,18 +38,22 @@ fn label<'r>(r: &'r Report, key: &str) -> &'r str {
     r.labels.get(key).map_or("", String::as_str)
 }
 
+fn scenario_of(r: &Report) -> &str {
+    r.labels.get("scenario").unwrap_or(&r.scenario)
+}
+
 /// The summary text. `skipped` explains a missing subject (e.g. the gateway endpoint is absent).
 pub fn summarize(records: &[Report], skipped: Option<&str>) -> String {
     // Scenarios in order of first appearance.
     let mut order: Vec<&str> = Vec::new();
     for r in records {
-        if !order.contains(&r.scenario.as_str()) {
-            order.push(&r.scenario);
+        if !order.contains(&scenario_of(r)) {
+            order.push(scenario_of(r));
         }
     }
     let mut out = String::new();
     for scenario in order {
-        let runs: Vec<&Report> = records.iter().filter(|r| r.scenario == scenario).collect();
+        let runs: Vec<&Report> = records.iter().filter(|r| scenario_of(r) == scenario).collect();
         let base: Vec<&Report> = runs
             .iter()
             .copied()
@@ -256,6 +261,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("10,000 calls/s median (9,000..12,000)"), "{text}");
+    }
+
+    #[test]
+    fn a_scenario_label_names_the_scenario() {
+        let mut a = run("baseline", "gateway-http", "1", 5_000.0, 90.0);
+        let mut b = run("subject", "gateway-stdio", "1", 4_000.0, 110.0);
+        for r in [&mut a, &mut b] {
+            r.labels.insert("scenario".into(), "stdio".into());
+        }
+        let text = summarize(&[run("baseline", "direct", "1", 9_000.0, 50.0), a, b], Some("x"));
+        assert!(text.contains("== stdio: "), "{text}");
+        assert!(text.contains("ratio gateway-stdio/gateway-http: 0.800"), "{text}");
+        assert!(text.contains("skipped: x"), "{text}");
     }
 
     #[test]
