@@ -97,6 +97,9 @@ pub struct Report {
     pub gateway: Option<ProcUsage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<ProcUsage>,
+    /// This process: near 1 s of CPU per second means the load generator was the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_generator: Option<ProcUsage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionMemory>,
     /// `--label key=value` pairs (bench/run.sh: role, target, round).
@@ -152,12 +155,17 @@ impl Report {
         if self.progress_events > 0 {
             let _ = writeln!(t, "  progress    {} notifications", self.progress_events);
         }
-        for (name, usage) in [("gateway", &self.gateway), ("upstream", &self.upstream)] {
+        for (name, usage) in [
+            ("gateway", &self.gateway),
+            ("upstream", &self.upstream),
+            ("load gen", &self.load_generator),
+        ] {
             if let Some(u) = usage {
                 let _ = writeln!(
                     t,
-                    "  {name:<10}  CPU {:.1} µs/{unit}   peak RSS {:.1} MiB   ({} processes)",
+                    "  {name:<10}  CPU {:.1} µs/{unit} ({:.0} % of a core)   peak RSS {:.1} MiB   ({} processes)",
                     u.cpu_us_per_op,
+                    u.cpu_seconds * 100.0 / self.duration_s.max(1e-9),
                     u.peak_rss_kib as f64 / 1024.0,
                     u.processes
                 );
@@ -260,7 +268,10 @@ mod tests {
         let table = r.table();
         assert!(table.contains("12,346 calls/s"), "{table}");
         assert!(table.contains("status_502: 2"), "{table}");
-        assert!(table.contains("CPU 63.2 µs/call   peak RSS 42.0 MiB"), "{table}");
+        assert!(
+            table.contains("CPU 63.2 µs/call (78 % of a core)   peak RSS 42.0 MiB"),
+            "{table}"
+        );
     }
 
     #[test]

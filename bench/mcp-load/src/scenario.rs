@@ -157,12 +157,17 @@ async fn run_local(
     clients: usize,
     hist: Histogram<u64>,
 ) -> Result<Report, String> {
-    let groups = [plan.gateway.clone(), plan.upstream.clone()];
-    let peaks = Rc::new(RefCell::new([0u64; 2]));
+    // The gateway, the upstream, and this load generator itself (to show it is not the limit).
+    let this = Group {
+        roots: vec![std::process::id()],
+        exclude_comm: Vec::new(),
+    };
+    let groups = [plan.gateway.clone(), plan.upstream.clone(), this];
+    let peaks = Rc::new(RefCell::new([0u64; 3]));
     let sample = {
         let peaks = Rc::clone(&peaks);
         let groups = groups.clone();
-        move || -> [Snapshot; 2] {
+        move || -> [Snapshot; 3] {
             let snaps = groups.clone().map(|g| {
                 if g.is_empty() {
                     Snapshot::default()
@@ -263,7 +268,7 @@ async fn run_local(
             (!groups[i].is_empty())
                 .then(|| (idle_snap[i].rss_kib as f64 - before[i].rss_kib as f64) * 1024.0 / count as f64)
         };
-        let rss = |snap: &[Snapshot; 2], i: usize| (!groups[i].is_empty()).then_some(snap[i].rss_kib);
+        let rss = |snap: &[Snapshot; 3], i: usize| (!groups[i].is_empty()).then_some(snap[i].rss_kib);
         session_memory = Some(SessionMemory {
             sessions: count,
             open_seconds: report::round1(open_seconds * 100.0) / 100.0,
@@ -373,6 +378,7 @@ async fn run_local(
         latency: Latency::from_histogram(&stats.hist),
         gateway: usage(0),
         upstream: usage(1),
+        load_generator: usage(2),
         sessions: session_memory,
         labels: plan.labels,
     })

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::report::{Report, thousands};
+use crate::report::{ProcUsage, Report, thousands};
 
 /// Median of a non-empty slice (mean of the middle two for even lengths); NaN when empty.
 pub fn median(values: &[f64]) -> f64 {
@@ -104,25 +104,32 @@ pub fn summarize(records: &[Report], skipped: Option<&str>) -> String {
                 thousands(hi),
                 ops + errors
             );
-            for (group, pick) in [("gateway", 0usize), ("upstream", 1usize)] {
-                let usage: Vec<_> = rs
+            for (group, pick) in [("gateway", 0), ("upstream", 1), ("load gen", 2)] {
+                let usage: Vec<(&ProcUsage, f64)> = rs
                     .iter()
                     .filter_map(|r| {
-                        if pick == 0 {
-                            r.gateway.as_ref()
-                        } else {
-                            r.upstream.as_ref()
-                        }
+                        let u = match pick {
+                            0 => r.gateway.as_ref(),
+                            1 => r.upstream.as_ref(),
+                            _ => r.load_generator.as_ref(),
+                        }?;
+                        Some((u, r.duration_s))
                     })
                     .collect();
                 if usage.is_empty() {
                     continue;
                 }
-                let cpu = median(&usage.iter().map(|u| u.cpu_us_per_op).collect::<Vec<_>>());
-                let rss = usage.iter().map(|u| u.peak_rss_kib).max().unwrap_or(0);
+                let cpu = median(&usage.iter().map(|(u, _)| u.cpu_us_per_op).collect::<Vec<_>>());
+                let share = median(
+                    &usage
+                        .iter()
+                        .map(|(u, d)| u.cpu_seconds * 100.0 / d.max(1e-9))
+                        .collect::<Vec<_>>(),
+                );
+                let rss = usage.iter().map(|(u, _)| u.peak_rss_kib).max().unwrap_or(0);
                 let _ = writeln!(
                     out,
-                    "  {:<14}   {group} CPU {cpu:.1} µs/{unit} (median)   peak RSS {:.1} MiB",
+                    "  {:<14}   {group} CPU {cpu:.1} µs/{unit} ({share:.0} % of a core, medians)   peak RSS {:.1} MiB",
                     "",
                     rss as f64 / 1024.0
                 );
@@ -198,7 +205,7 @@ pub fn summarize(records: &[Report], skipped: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Latency, ProcUsage};
+    use crate::report::Latency;
 
     fn run(role: &str, target: &str, round: &str, rate: f64, p50: f64) -> Report {
         let mut r = Report {
@@ -257,7 +264,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("gateway CPU 50.0 µs/call (median)   peak RSS 20.0 MiB"),
+            text.contains("gateway CPU 50.0 µs/call (20 % of a core, medians)   peak RSS 20.0 MiB"),
             "{text}"
         );
         assert!(text.contains("10,000 calls/s median (9,000..12,000)"), "{text}");
