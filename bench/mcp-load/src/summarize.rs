@@ -134,12 +134,12 @@ pub fn summarize(records: &[Report], skipped: Option<&str>) -> String {
                     rss as f64 / 1024.0
                 );
             }
+            // The largest growth: a later run reuses memory the process freed after an earlier one,
+            // so only the first run against a process shows the sessions' full cost.
             let per_session = |f: fn(&crate::report::SessionMemory) -> Option<f64>| {
-                median(
-                    &rs.iter()
-                        .filter_map(|r| r.sessions.as_ref().and_then(f))
-                        .collect::<Vec<_>>(),
-                )
+                rs.iter()
+                    .filter_map(|r| r.sessions.as_ref().and_then(f))
+                    .fold(f64::NAN, f64::max)
             };
             let gw = per_session(|s| s.gateway_bytes_per_session);
             let up = per_session(|s| s.upstream_bytes_per_session);
@@ -151,7 +151,12 @@ pub fn summarize(records: &[Report], skipped: Option<&str>) -> String {
                 if !up.is_nan() {
                     parts.push(format!("upstream {up:.0} B"));
                 }
-                let _ = writeln!(out, "  {:<14}   RSS per idle session: {}", "", parts.join(", "));
+                let _ = writeln!(
+                    out,
+                    "  {:<14}   RSS growth per idle session (max over runs): {}",
+                    "",
+                    parts.join(", ")
+                );
             }
         }
         if subj.is_empty() {
@@ -251,6 +256,10 @@ mod tests {
                 cpu_us_per_op: 50.0,
                 peak_rss_kib: 20_480,
             });
+            g.sessions = Some(crate::report::SessionMemory {
+                gateway_bytes_per_session: Some(if round == "1" { 300.0 } else { 100.0 }),
+                ..crate::report::SessionMemory::default()
+            });
             records.push(g);
         }
         let text = summarize(&records, None);
@@ -268,6 +277,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("10,000 calls/s median (9,000..12,000)"), "{text}");
+        assert!(
+            text.contains("RSS growth per idle session (max over runs): gateway 300 B"),
+            "{text}"
+        );
     }
 
     #[test]
