@@ -206,7 +206,6 @@ async fn run_local(
     let mut setup_errors = 0;
     let target = Rc::new(target);
     if let Kind::ManySessions { sessions, idle } = plan.kind {
-        let opened_at = Instant::now();
         // Warm the path first (connections, allocator) so the baseline is not a cold process.
         for_each_client(clients, |tag| {
             let target = Rc::clone(&target);
@@ -225,6 +224,7 @@ async fn run_local(
         .await;
         tokio::time::sleep(idle.min(Duration::from_secs(1))).await;
         let before = sample();
+        let opened_at = Instant::now();
         let opened = for_each_client(clients, |tag| {
             let target = Rc::clone(&target);
             let mine = sessions / clients + usize::from(tag < sessions % clients);
@@ -276,7 +276,7 @@ async fn run_local(
         let rss = |snap: &[Snapshot; 3], i: usize| (!groups[i].is_empty()).then_some(snap[i].rss_kib);
         session_memory = Some(SessionMemory {
             sessions: count,
-            open_seconds: report::round1(open_seconds * 100.0) / 100.0,
+            open_seconds: (open_seconds * 1000.0).round() / 1000.0,
             gateway_rss_before_kib: rss(&before, 0),
             gateway_rss_idle_kib: rss(&idle_snap, 0),
             gateway_bytes_per_session: per(0).map(report::round1),
