@@ -59,10 +59,10 @@ fmt:
 peers:
     tests/peers/setup.sh
 
-# Performance measurements (see ../shared/BENCHMARKS.md).
-bench:
-    @echo "just bench: the benchmark harness (native echo upstream + MCP load generator) arrives with the proxy-core issue; there is no MCP data path to measure yet." >&2
-    @exit 2
+# Performance measurements (../shared/BENCHMARKS.md): direct-vs-gateway pairs per scenario,
+# printed as ratios; asserts nothing. `just bench --help` lists the options (--quick, --rounds N...).
+bench *ARGS:
+    bench/run.sh {{ARGS}}
 
 # Create organization `default`, namespace `default` and the admin user (development:
 # admin@admin.com / qwerty123; production: password from GATEWAY_ADMIN_PASSWORD or a prompt).
