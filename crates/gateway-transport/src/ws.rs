@@ -104,14 +104,6 @@ impl WsConnector {
         self
     }
 
-    /// The same connector using `config` for `wss` (instead of the system's roots).
-    #[must_use]
-    pub fn with_tls(self, config: Arc<ClientConfig>) -> Self {
-        let tls = OnceLock::new();
-        let _ = tls.set(config);
-        Self { tls, ..self }
-    }
-
     async fn tls(&self) -> Result<Arc<ClientConfig>, TransportError> {
         if let Some(config) = self.tls.get() {
             return Ok(Arc::clone(config));
@@ -125,11 +117,8 @@ impl WsConnector {
 }
 
 /// rustls on `ring` (never the process default provider, which another crate's features could
-/// change) with the system's root certificates.
-///
-/// # Errors
-/// No usable root certificate, or the provider refuses the default protocol versions.
-pub fn tls_config() -> Result<Arc<ClientConfig>, TransportError> {
+/// change) with the system's root certificates. Fails when no root certificate is usable.
+fn tls_config() -> Result<Arc<ClientConfig>, TransportError> {
     let loaded = rustls_native_certs::load_native_certs();
     if !loaded.errors.is_empty() {
         tracing::warn!(
