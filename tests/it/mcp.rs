@@ -308,6 +308,83 @@ async fn streamable_http_client_to_legacy_sse_server() {
     assert_all_passed(&report);
 }
 
+/// `ws_bridge.py` in front of server-everything (stdio): a WebSocket MCP server (subprotocol
+/// `mcp`) on a free port, a fresh server-everything per connection.
+struct WsBridge {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl WsBridge {
+    async fn start() -> Self {
+        let dir = peers();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(dir.join(".venv/bin/python"))
+            .arg(dir.join("ws_bridge.py"))
+            .args(["--port", &port.to_string(), "--"])
+            .args([node(), everything_js(), "stdio".into()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let ok = Command::new(dir.join("everything.sh"))
+            .args(["wait", &port.to_string(), "30"])
+            .status()
+            .await
+            .unwrap();
+        assert!(ok.success(), "ws_bridge.py did not start");
+        Self { child, port }
+    }
+
+    /// SIGTERM, so the bridge closes its connections and stops every server it started.
+    async fn stop(mut self) {
+        let pid = self.child.id().unwrap().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+        assert!(sent.success());
+        let exited = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
+        assert!(exited.is_ok(), "ws_bridge.py did not stop");
+    }
+}
+
+#[tokio::test]
+async fn streamable_http_client_to_websocket_server_every_scenario() {
+    let s = setup().await;
+    let upstream = WsBridge::start().await;
+    let url = format!("ws://127.0.0.1:{}/ws", upstream.port);
+    s.app
+        .stores
+        .servers
+        .create(
+            s.org,
+            server(
+                "bridged",
+                ServerProtocol::Ws,
+                Some(url),
+                None,
+                vec![],
+                "per_client",
+            ),
+        )
+        .await
+        .unwrap();
+    let report = drive(
+        "streamable-http",
+        &s.app.url("/servers/bridged/mcp"),
+        &s.token,
+        &[],
+    )
+    .await;
+    assert_all_passed(&report);
+    s.app.stop().await.unwrap();
+    upstream.stop().await;
+}
+
 #[tokio::test]
 async fn shared_upstream_keeps_clients_apart() {
     // One stdio process for every client: ids and progress tokens are remapped, so 20

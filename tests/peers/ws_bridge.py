@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A tiny WebSocket -> stdio MCP bridge, used only to self-test mcp_client.py's `ws` transport.
+"""A tiny WebSocket -> stdio MCP bridge: self-tests mcp_client.py's `ws` transport, and serves as
+the gateway's `ws` upstream in the end-to-end tests (tests/it/mcp.rs).
 
 There is no public MCP server with a WebSocket endpoint to test the driver against, so this bridge
 gives one: every WebSocket connection (subprotocol `mcp`, one JSON-RPC message per text frame) gets

@@ -137,7 +137,7 @@ fn build_hub(
         stdio: Arc::new(StdioConnector::new(Arc::clone(&processes))),
         http: Arc::new(HttpConnector::new(client.clone())),
         sse: Arc::new(SseConnector::new(client)),
-        ws: Arc::new(WsConnector),
+        ws: Arc::new(WsConnector::new()),
     };
     let settings = HubSettings {
         idle_timeout: Duration::from_secs(m.session_idle_timeout_seconds),

@@ -69,9 +69,12 @@ pub enum TransportError {
     /// No answer in time.
     #[error("upstream did not answer within {0:?}")]
     Timeout(std::time::Duration),
-    /// A WebSocket error.
-    #[error("upstream WebSocket error: {0}")]
-    WebSocket(String),
+    /// The WebSocket connection or handshake failed.
+    #[error("upstream WebSocket error")]
+    WebSocket(#[source] Box<tokio_tungstenite::tungstenite::Error>),
+    /// The TLS client configuration cannot be built.
+    #[error("cannot configure TLS")]
+    Tls(#[source] rustls::Error),
 }
 
 impl TransportError {
@@ -99,9 +102,8 @@ impl TransportError {
             | Self::Status { .. }
             | Self::Protocol(_)
             | Self::Closed
-            | Self::WebSocket(_) => {
-                ErrorObject::new(codes::UPSTREAM_UNAVAILABLE, "upstream server unavailable")
-            }
+            | Self::WebSocket(_)
+            | Self::Tls(_) => ErrorObject::new(codes::UPSTREAM_UNAVAILABLE, "upstream server unavailable"),
         }
     }
 }

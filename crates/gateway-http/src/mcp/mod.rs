@@ -292,5 +292,7 @@ fn parse_body(body: &Bytes) -> Result<gateway_types::jsonrpc::Payload, Box<HttpR
 
 fn session_matches(session: &ClientSession, path: &str) -> bool {
     session.upstream().spec().name == path
-        || path.parse::<uuid::Uuid>().is_ok_and(|id| *session.server_id().as_uuid() == id)
+        || path
+            .parse::<uuid::Uuid>()
+            .is_ok_and(|id| *session.server_id().as_uuid() == id)
 }

@@ -39,7 +39,7 @@ pub(super) async fn capabilities(auth: Authenticated) -> Result<HttpResponse, Ap
     Ok(HttpResponse::Ok().json(json!({
         "protocol_versions": SUPPORTED_VERSIONS,
         "client_transports": ["streamable_http", "sse", "websocket", "jsonrpc"],
-        "upstream_transports": ["stdio", "http", "sse"],
+        "upstream_transports": ["stdio", "http", "sse", "ws"],
         "session_modes": ["per_client", "shared"],
     })))
 }
