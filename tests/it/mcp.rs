@@ -1074,3 +1074,62 @@ async fn a_dropped_answer_stream_resumes_with_last_event_id() {
         "only later events: {ids:?}"
     );
 }
+
+#[tokio::test]
+async fn every_session_is_recorded_with_its_end() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "shared").await;
+    let mut a = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    let mut b = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    a.init().await;
+    b.init().await;
+    let res = s
+        .app
+        .client
+        .delete(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&s.token)
+        .header("mcp-session-id", b.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    // Records are written off the request path: wait for them.
+    let page = gateway_types::model::Page { offset: 0, limit: 10 };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let rows = s
+            .app
+            .stores
+            .sessions
+            .list(s.org, None, false, page)
+            .await
+            .unwrap();
+        let closed = rows.items.iter().any(|r| r.closed_at.is_some());
+        if rows.items.len() == 2 && closed || std::time::Instant::now() > deadline {
+            break rows.items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let by_id = |sid: &str| rows.iter().find(|r| r.id.to_string() == sid).unwrap();
+    let open = by_id(a.session.as_deref().unwrap());
+    let closed = by_id(b.session.as_deref().unwrap());
+    assert!(open.closed_at.is_none(), "{open:#?}");
+    assert!(closed.closed_at.is_some(), "{closed:#?}");
+    assert_eq!(closed.status, gateway_types::model::SessionStatus::Closed);
+    assert_eq!(closed.protocol_version.as_deref(), Some("2025-06-18"));
+    assert_eq!(
+        closed.protocol,
+        gateway_types::model::SessionProtocol::StreamableHttp
+    );
+}

@@ -21,6 +21,8 @@ use gateway_types::model::{McpSessionPatch, NewMcpSession, ServerProtocol, Sessi
 use gateway_types::store::SessionStore;
 use tokio::sync::broadcast;
 
+use tokio::sync::mpsc;
+
 use crate::client::{ClientSession, ClientTransport, Guard, Owner, SessionBuffers};
 use crate::link::{Connectors, UpstreamSpec};
 use crate::stdio::ProcessTable;
@@ -232,7 +234,7 @@ pub struct Hub {
     processes: Arc<ProcessTable>,
     settings: HubSettings,
     tables: Mutex<Tables>,
-    store: Option<Arc<dyn SessionStore>>,
+    recorder: Option<mpsc::Sender<Record>>,
     runtime: tokio::runtime::Handle,
     events: broadcast::Sender<HubEvent>,
 }
@@ -273,13 +275,18 @@ impl Hub {
         store: Option<Arc<dyn SessionStore>>,
         runtime: tokio::runtime::Handle,
     ) -> Arc<Self> {
+        let recorder = store.map(|store| {
+            let (tx, rx) = mpsc::channel(RECORD_QUEUE);
+            runtime.spawn(record_sessions(store, rx));
+            tx
+        });
         Arc::new(Self {
             runtime,
             connectors,
             processes,
             settings,
             tables: Mutex::new(Tables::default()),
-            store,
+            recorder,
             events: broadcast::channel(EVENT_BUFFER).0,
         })
     }
@@ -657,7 +664,7 @@ impl Hub {
     }
 
     fn record_open(&self, session: &ClientSession) {
-        let Some(store) = self.store.clone() else { return };
+        let Some(recorder) = &self.recorder else { return };
         let owner = session.owner().clone();
         let new = NewMcpSession {
             id: session.id(),
@@ -674,15 +681,11 @@ impl Hub {
             protocol_version: None,
             client_info: None,
         };
-        self.runtime.spawn(async move {
-            if let Err(err) = store.create(owner.org_id, new).await {
-                tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record an MCP session");
-            }
-        });
+        record(recorder, Record::Open(owner.org_id, new));
     }
 
     fn record_close(&self, session: &ClientSession, status: SessionStatus) {
-        let Some(store) = self.store.clone() else { return };
+        let Some(recorder) = &self.recorder else { return };
         let org = session.owner().org_id;
         let id = session.id();
         let now = Utc::now();
@@ -693,11 +696,36 @@ impl Hub {
             last_activity_at: Some(now),
             ..McpSessionPatch::default()
         };
-        self.runtime.spawn(async move {
-            if let Err(err) = store.update(org, id, patch).await {
-                tracing::debug!(error = %gateway_types::error::error_chain(&err), "could not record the end of an MCP session");
-            }
-        });
+        record(recorder, Record::Close(org, id, patch));
+    }
+}
+
+/// Session records waiting to be written; beyond it records are dropped (counted in the log),
+/// never blocking a request.
+const RECORD_QUEUE: usize = 4096;
+
+/// A change to the `mcp_sessions` table.
+enum Record {
+    Open(OrgId, NewMcpSession),
+    Close(OrgId, SessionId, McpSessionPatch),
+}
+
+fn record(recorder: &mpsc::Sender<Record>, rec: Record) {
+    if recorder.try_send(rec).is_err() {
+        tracing::warn!("MCP session record queue full; a session record was dropped");
+    }
+}
+
+/// Writes session records in order (a close never overtakes its open), off the request path.
+async fn record_sessions(store: Arc<dyn SessionStore>, mut rx: mpsc::Receiver<Record>) {
+    while let Some(rec) = rx.recv().await {
+        let result = match rec {
+            Record::Open(org, new) => store.create(org, new).await.map(|_| ()),
+            Record::Close(org, id, patch) => store.update(org, id, patch).await.map(|_| ()),
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record an MCP session");
+        }
     }
 }
 
