@@ -173,6 +173,17 @@ pub(super) async fn post(
             }
             next = rx.recv().await;
         }
+        if answered < requests {
+            // Every request is answered by design; should one ever not be, end the stream with an
+            // error rather than leave the client waiting on it forever.
+            let lost = Message::Error(gateway_types::jsonrpc::ErrorResponse::new(
+                None,
+                ErrorObject::new(codes::INTERNAL_ERROR, "the upstream ended before answering"),
+            ));
+            if let Ok(text) = serde_json::to_string(&lost) {
+                pump_session.events().push(key, text.into(), true);
+            }
+        }
     });
     Ok(sse_response(session, key, 0))
 }
