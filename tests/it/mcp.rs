@@ -1133,3 +1133,86 @@ async fn every_session_is_recorded_with_its_end() {
         gateway_types::model::SessionProtocol::StreamableHttp
     );
 }
+
+#[tokio::test]
+async fn idle_sessions_expire_unless_a_stream_is_open() {
+    let app = TestApp::builder()
+        .env("GATEWAY__AUTH__BCRYPT_COST", "4")
+        .env("GATEWAY__MCP__SESSION_IDLE_TIMEOUT_SECONDS", "10")
+        .spawn()
+        .await;
+    let org = app
+        .stores
+        .organizations
+        .create(NewOrganization {
+            name: "acme".into(),
+            slug: "acme".into(),
+            plan: Plan::Team,
+        })
+        .await
+        .unwrap()
+        .id;
+    let hash = gateway_auth::password::hash(&SecretString::from(PASSWORD), 4).unwrap();
+    app.stores
+        .users
+        .create(
+            org,
+            NewUser {
+                email: "dev@acme.test".into(),
+                name: "Dev".into(),
+                password_hash: hash,
+                role: Role::User,
+            },
+        )
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url("/auth/login"))
+        .json(&json!({"email": "dev@acme.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = Setup { app, org, token };
+    stdio_everything(&s, "everything", "shared").await;
+
+    let mut streaming = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    let mut quiet = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    streaming.init().await;
+    quiet.init().await;
+    let stream = s
+        .app
+        .client
+        .get(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&s.token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", streaming.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let res = quiet.post(json!({"jsonrpc":"2.0","id":1,"method":"ping"})).await;
+    assert_eq!(res.status(), 404, "the idle session expired");
+    let v = streaming.call(2, "ping", json!({})).await;
+    assert!(
+        v["result"].is_object(),
+        "the session with an open stream lives: {v}"
+    );
+    drop(stream);
+}

@@ -98,7 +98,9 @@ pub struct ClientSession {
     created: Instant,
     last_activity_ms: AtomicU64,
     streaming: AtomicBool,
+    open_streams: std::sync::atomic::AtomicUsize,
     closed: AtomicBool,
+    closed_signal: tokio::sync::watch::Sender<bool>,
     protocol_version: Mutex<Option<String>>,
     client_info: Mutex<Option<Value>>,
 }
@@ -156,7 +158,9 @@ impl ClientSession {
             created: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             streaming: AtomicBool::new(false),
+            open_streams: std::sync::atomic::AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            closed_signal: tokio::sync::watch::channel(false).0,
             protocol_version: Mutex::new(None),
             client_info: Mutex::new(None),
         })
@@ -252,7 +256,7 @@ impl ClientSession {
     /// Time since the last activity; a session with an open stream counts as active.
     #[must_use]
     pub fn idle_for(&self) -> std::time::Duration {
-        if self.streaming.load(Ordering::Relaxed) {
+        if self.streaming.load(Ordering::Relaxed) || self.open_streams.load(Ordering::Relaxed) > 0 {
             return std::time::Duration::ZERO;
         }
         let last = std::time::Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
@@ -263,6 +267,22 @@ impl ClientSession {
     pub fn set_streaming(&self, on: bool) {
         self.streaming.store(on, Ordering::Relaxed);
         self.touch();
+    }
+
+    /// Counts an open client stream (an SSE response) for as long as the guard lives: a session
+    /// with an open stream is not idle; one whose client went away without DELETE becomes idle
+    /// and expires.
+    #[must_use]
+    pub fn stream_guard(self: &Arc<Self>) -> StreamGuard {
+        self.open_streams.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        StreamGuard(Arc::clone(self))
+    }
+
+    /// Resolves when the session is closed.
+    pub async fn closed(&self) {
+        let mut rx = self.closed_signal.subscribe();
+        let _ = rx.wait_for(|closed| *closed).await;
     }
 
     /// Whether the session was closed.
@@ -276,6 +296,7 @@ impl ClientSession {
         if self.closed.swap(true, Ordering::Relaxed) {
             return;
         }
+        self.closed_signal.send_replace(true);
         self.upstream.detach(self.key);
         if self.owns_upstream {
             self.upstream.close();
@@ -352,6 +373,17 @@ impl ClientSession {
         self.outbound.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
         })
+    }
+}
+
+/// See [`ClientSession::stream_guard`].
+#[derive(Debug)]
+pub struct StreamGuard(Arc<ClientSession>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
     }
 }
 

@@ -244,31 +244,33 @@ pub(super) async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Moves the session's server-initiated messages into its event log (once per session).
+/// Moves the session's server-initiated messages into its event log (once per session, until
+/// the session closes).
 fn start_get_pump(state: &AppState, session: &Arc<ClientSession>) {
     let Some(mut rx) = session.take_outbound() else {
         return;
     };
     let session = Arc::clone(session);
-    session.set_streaming(true);
     state.runtime.spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if session.is_closed() {
-                break;
-            }
+        loop {
+            let m = tokio::select! {
+                m = rx.recv() => m,
+                () = session.closed() => None,
+            };
+            let Some(m) = m else { break };
             if let Ok(text) = serde_json::to_string(&m) {
                 session.events().push(GET_STREAM, text.into(), false);
             }
         }
-        session.set_streaming(false);
     });
 }
 
 /// An SSE response following one stream of the session's event log from `after`.
 fn sse_response(session: Arc<ClientSession>, key: StreamKey, after: u64) -> HttpResponse {
+    let guard = session.stream_guard();
     let body = stream::unfold(
-        (session, after, false),
-        move |(session, after, done)| async move {
+        (session, after, false, guard),
+        move |(session, after, done, guard)| async move {
             if done {
                 return None;
             }
@@ -280,13 +282,13 @@ fn sse_response(session: Arc<ClientSession>, key: StreamKey, after: u64) -> Http
                     }
                     Some((
                         Ok::<_, actix_web::Error>(sse::keep_alive()),
-                        (session, after, false),
+                        (session, after, false, guard),
                     ))
                 }
                 Ok(Next::Lost) => None,
                 Ok(Next::Event(seq, data, last)) => {
                     let bytes = sse::encode(Some(&seq.to_string()), Some("message"), &data);
-                    Some((Ok(bytes), (session, seq, last)))
+                    Some((Ok(bytes), (session, seq, last, guard)))
                 }
             }
         },
