@@ -1216,3 +1216,74 @@ async fn idle_sessions_expire_unless_a_stream_is_open() {
     );
     drop(stream);
 }
+
+#[tokio::test]
+async fn unregistering_a_server_ends_its_sessions_and_processes_and_is_audited() {
+    let s = setup().await;
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/gateway/servers"))
+        .bearer_auth(&s.token)
+        .json(&json!({"name": "gone", "protocol": "stdio", "command": node(),
+                      "args": [everything_js(), "stdio"], "environment": {"SECRET_X": "never-in-audit-77"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/gone/mcp".into(),
+        session: None,
+    };
+    raw.init().await;
+    let pids = s.app.state.hub.processes().pids();
+    assert_eq!(pids.len(), 1);
+
+    let res = s
+        .app
+        .client
+        .delete(s.app.url("/gateway/servers/gone"))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.app.state.hub.processes().total() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.app.state.hub.processes().total(), 0, "the process is stopped");
+    let res = raw.post(json!({"jsonrpc":"2.0","id":1,"method":"ping"})).await;
+    assert_eq!(res.status(), 404, "the session ended with its server");
+
+    s.app.flush_audit().await;
+    let rows = s
+        .app
+        .stores
+        .audit
+        .list(s.org, gateway_types::store::AuditFilter::default(), 100)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    assert!(
+        actions.contains(&"server.create") && actions.contains(&"server.delete"),
+        "{actions:?}"
+    );
+    let text = serde_json::to_string(
+        &rows
+            .iter()
+            .map(|r| (&r.before_state, &r.after_state))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert!(
+        !text.contains("never-in-audit-77"),
+        "a secret reached the audit trail"
+    );
+    assert!(
+        text.contains("SECRET_X"),
+        "the summary names the variable: {text}"
+    );
+}

@@ -33,10 +33,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::audit::{self, ClientContext};
 use crate::authn::Authenticated;
 use crate::error::ApiError;
 use crate::servers_cache::session_mode_of;
 use crate::state::AppState;
+use gateway_logging::audit::{AuditEvent, actions};
 
 /// Longest server name.
 const MAX_NAME_CHARS: usize = 64;
@@ -925,6 +927,7 @@ pub(crate) async fn list(
 pub(crate) async fn create(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let p = who.require(Permission::ServersWrite)?;
@@ -994,7 +997,15 @@ pub(crate) async fn create(
         server.protocol = %server.protocol,
         "server registered"
     );
-    Ok(HttpResponse::Created().json(ServerView::new(&state, server)))
+    let view = ServerView::new(&state, server);
+    state.auditor.record(
+        p.org_id,
+        AuditEvent::new(actions::SERVER_CREATE, audit::actor(p))
+            .target("server", view_id(&view))
+            .after(summary(&view))
+            .context(&ctx.0),
+    );
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// `GET /gateway/servers/{id}` (id or name).
@@ -1012,6 +1023,7 @@ pub(crate) async fn get(
 pub(crate) async fn update(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     id: web::Path<String>,
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -1069,13 +1081,26 @@ pub(crate) async fn update(
         server.name = %server.name,
         "server updated"
     );
-    Ok(HttpResponse::Ok().json(ServerView::new(&state, server)))
+    // Live sessions run on the old definition: end them (stdio processes stop).
+    state.hub.drop_server(current.id);
+    let before = ServerView::new(&state, current);
+    let view = ServerView::new(&state, server);
+    state.auditor.record(
+        p.org_id,
+        AuditEvent::new(actions::SERVER_UPDATE, audit::actor(p))
+            .target("server", view_id(&view))
+            .before(summary(&before))
+            .after(summary(&view))
+            .context(&ctx.0),
+    );
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// `DELETE /gateway/servers/{id}` (id or name).
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     who: Authenticated,
+    ctx: ClientContext,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let p = who.require(Permission::ServersWrite)?;
@@ -1095,7 +1120,30 @@ pub(crate) async fn delete(
         server.name = %current.name,
         "server deleted"
     );
+    // Unregistered: every session on it ends and its processes are stopped.
+    state.hub.drop_server(current.id);
+    let before = ServerView::new(&state, current);
+    state.auditor.record(
+        p.org_id,
+        AuditEvent::new(actions::SERVER_DELETE, audit::actor(p))
+            .target("server", view_id(&before))
+            .before(summary(&before))
+            .context(&ctx.0),
+    );
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// An audit summary of a server: its public view (never its environment or credentials).
+fn summary(view: &ServerView) -> serde_json::Value {
+    serde_json::to_value(view).unwrap_or(serde_json::Value::Null)
+}
+
+fn view_id(view: &ServerView) -> String {
+    summary(view)
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[cfg(test)]
