@@ -47,10 +47,16 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let app = TestApp::builder()
-        .env("GATEWAY__AUTH__BCRYPT_COST", "4")
-        .spawn()
-        .await;
+    setup_with(&[]).await
+}
+
+/// [`setup`] with extra `GATEWAY__…` settings.
+async fn setup_with(env: &[(&str, &str)]) -> Setup {
+    let mut builder = TestApp::builder().env("GATEWAY__AUTH__BCRYPT_COST", "4");
+    for (k, v) in env {
+        builder = builder.env(k, v);
+    }
+    let app = builder.spawn().await;
     let org = app
         .stores
         .organizations
@@ -1136,48 +1142,7 @@ async fn every_session_is_recorded_with_its_end() {
 
 #[tokio::test]
 async fn idle_sessions_expire_unless_a_stream_is_open() {
-    let app = TestApp::builder()
-        .env("GATEWAY__AUTH__BCRYPT_COST", "4")
-        .env("GATEWAY__MCP__SESSION_IDLE_TIMEOUT_SECONDS", "10")
-        .spawn()
-        .await;
-    let org = app
-        .stores
-        .organizations
-        .create(NewOrganization {
-            name: "acme".into(),
-            slug: "acme".into(),
-            plan: Plan::Team,
-        })
-        .await
-        .unwrap()
-        .id;
-    let hash = gateway_auth::password::hash(&SecretString::from(PASSWORD), 4).unwrap();
-    app.stores
-        .users
-        .create(
-            org,
-            NewUser {
-                email: "dev@acme.test".into(),
-                name: "Dev".into(),
-                password_hash: hash,
-                role: Role::User,
-            },
-        )
-        .await
-        .unwrap();
-    let res = app
-        .client
-        .post(app.url("/auth/login"))
-        .json(&json!({"email": "dev@acme.test", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let token = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let s = Setup { app, org, token };
+    let s = setup_with(&[("GATEWAY__MCP__SESSION_IDLE_TIMEOUT_SECONDS", "10")]).await;
     stdio_everything(&s, "everything", "shared").await;
 
     let mut streaming = Raw {
