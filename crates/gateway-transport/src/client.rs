@@ -14,7 +14,7 @@ use gateway_types::jsonrpc::{ErrorObject, Message, Request, RequestId, Response,
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use crate::error::{codes, error_message};
+use crate::error::error_message;
 use crate::events::EventLog;
 use crate::upstream::{ClientKey, Reply, ResultFilter, UpstreamSession};
 
@@ -351,18 +351,6 @@ impl ClientSession {
         self.upstream
             .request(self.key, req, reply.clone(), Some(filter))
             .await;
-    }
-
-    /// The error for a request on a session that has not been initialized.
-    #[must_use]
-    pub fn not_initialized(id: RequestId) -> Message {
-        error_message(
-            Some(id),
-            ErrorObject::new(
-                codes::NOT_INITIALIZED,
-                "session not initialized: send initialize first",
-            ),
-        )
     }
 
     /// Sends a server-initiated message to this client (admin broadcast).

@@ -23,10 +23,6 @@ pub mod codes {
     pub const POLICY_DENIED: i64 = -32003;
     /// A limit of the gateway was reached (sessions, processes, queued messages).
     pub const LIMIT_REACHED: i64 = -32004;
-    /// The message is larger than the gateway accepts.
-    pub const MESSAGE_TOO_LARGE: i64 = -32005;
-    /// The session is not initialized yet (a request before `initialize`).
-    pub const NOT_INITIALIZED: i64 = -32006;
 }
 
 /// Why an upstream operation failed. Never shown to clients as text: map it with

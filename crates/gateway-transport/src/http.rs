@@ -336,12 +336,8 @@ async fn read_stream(
     loop {
         let mut body = response.bytes_stream();
         let mut events: Vec<SseEvent> = Vec::new();
-        let mut broken = false;
         while let Some(chunk) = body.next().await {
-            let Ok(chunk) = chunk else {
-                broken = true;
-                break;
-            };
+            let Ok(chunk) = chunk else { break };
             if parser.feed(&chunk, &mut events).is_err() {
                 tracing::warn!(server.name = %shared.name, "upstream SSE event over the size limit");
                 return false;
@@ -367,7 +363,6 @@ async fn read_stream(
                 }
             }
         }
-        let _ = broken;
         // The stream ended without the answer: resume if the server gave event ids.
         let Some(last) = parser.last_event_id().map(str::to_owned) else {
             return false;

@@ -505,13 +505,6 @@ impl UpstreamSession {
         }
     }
 
-    /// Whether this session knows a server-to-client request id (so a client session
-    /// attached to several upstreams knows where an answer goes).
-    #[must_use]
-    pub fn owns_server_request(&self, id: i64) -> bool {
-        self.lock().server_requests.contains_key(&id)
-    }
-
     async fn initialize(&self, client: ClientKey, req: Request, reply: Reply) {
         enum Next {
             Forward,

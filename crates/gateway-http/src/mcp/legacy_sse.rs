@@ -9,18 +9,18 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use futures_util::stream;
-use gateway_transport::client::{ClientSession, ClientTransport};
+use futures_util::{StreamExt, stream};
+use gateway_transport::client::ClientTransport;
 use gateway_transport::error::codes;
 use gateway_transport::hub::Hub;
 use gateway_transport::sse;
-use gateway_types::error::ErrorCode;
 use gateway_types::ids::SessionId;
 use gateway_types::jsonrpc::{ErrorObject, Payload};
 use serde::Deserialize;
 
 use super::{
-    check_origin, lookup_owner, mcp_principal, open_session, parse_body, resolve, rpc_error, session_matches,
+    check_origin, lookup_owner, mcp_principal, open_failure, open_session, parse_body, resolve, rpc_error,
+    session_matches,
 };
 use crate::authn::Authenticated;
 use crate::error::ApiError;
@@ -52,7 +52,7 @@ pub(super) async fn open(
     let server = resolve(&state, principal, &path).await?;
     let session = open_session(&state, &req, principal, &server, ClientTransport::Sse, None)
         .await
-        .map_err(|e| ApiError::new(ErrorCode::RateLimited, e.message))?;
+        .map_err(open_failure)?;
     let Some(rx) = session.take_outbound() else {
         return Err(ApiError::internal(std::io::Error::other(
             "new session without its queue",
@@ -65,50 +65,26 @@ pub(super) async fn open(
         hub: Arc::clone(&state.hub),
         id: session.id(),
     };
-    let body = stream::once(async move { Ok::<_, actix_web::Error>(first) }).chain_with(rx, guard, session);
+    // The endpoint event, then every message for the client; the guard ends the session when
+    // the client goes away (the body is dropped).
+    let messages = stream::unfold((rx, guard, session), |(mut rx, guard, session)| async move {
+        let bytes = match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
+            Err(_) => sse::keep_alive(),
+            Ok(None) => return None,
+            Ok(Some(m)) => {
+                session.touch();
+                let text = serde_json::to_string(&m).unwrap_or_default();
+                sse::encode(None, Some("message"), &text)
+            }
+        };
+        Some((Ok::<_, actix_web::Error>(bytes), (rx, guard, session)))
+    });
+    let body = stream::once(async move { Ok::<_, actix_web::Error>(first) }).chain(messages);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
         .streaming(body))
-}
-
-trait ChainWith {
-    fn chain_with(
-        self,
-        rx: tokio::sync::mpsc::Receiver<gateway_types::jsonrpc::Message>,
-        guard: CloseOnDrop,
-        session: Arc<ClientSession>,
-    ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static;
-}
-
-impl<S> ChainWith for S
-where
-    S: futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
-{
-    fn chain_with(
-        self,
-        rx: tokio::sync::mpsc::Receiver<gateway_types::jsonrpc::Message>,
-        guard: CloseOnDrop,
-        session: Arc<ClientSession>,
-    ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
-        use futures_util::StreamExt;
-        let rest = stream::unfold((rx, guard, session), |(mut rx, guard, session)| async move {
-            match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
-                Err(_) => Some((Ok(sse::keep_alive()), (rx, guard, session))),
-                Ok(None) => None,
-                Ok(Some(m)) => {
-                    session.touch();
-                    let text = serde_json::to_string(&m).unwrap_or_default();
-                    Some((
-                        Ok(sse::encode(None, Some("message"), &text)),
-                        (rx, guard, session),
-                    ))
-                }
-            }
-        });
-        self.chain(rest)
-    }
 }
 
 #[derive(Deserialize)]

@@ -164,15 +164,15 @@ async fn resolve(
 }
 
 fn owner_of(principal: &Principal, server: &ResolvedServer) -> Owner {
-    let (principal_key, user_id, api_key_id) = match &principal.subject {
-        Subject::User { user_id, .. } => (format!("user:{user_id}"), Some(*user_id), None),
-        Subject::ApiKey { key_id, user_id } => (format!("user:{user_id}"), Some(*user_id), Some(*key_id)),
-        Subject::App { key_id } => (format!("app:{key_id}"), None, Some(*key_id)),
-        Subject::External { issuer, subject } => (format!("ext:{issuer}:{subject}"), None, None),
+    let (user_id, api_key_id) = match &principal.subject {
+        Subject::User { user_id, .. } => (Some(*user_id), None),
+        Subject::ApiKey { key_id, user_id } => (Some(*user_id), Some(*key_id)),
+        Subject::App { key_id } => (None, Some(*key_id)),
+        Subject::External { .. } => (None, None),
     };
     Owner {
         org_id: principal.org_id,
-        principal: principal_key,
+        principal: owner_key(principal).1,
         user_id,
         api_key_id,
         namespace_id: server.record.namespace_id,
@@ -262,6 +262,17 @@ async fn open_session(
                 ErrorObject::new(codes::UPSTREAM_UNAVAILABLE, "the gateway is shutting down")
             }
         })
+}
+
+/// An open failure on a transport that answers with HTTP before any JSON-RPC (legacy SSE,
+/// WebSocket): a limit is 429, a shutdown 503, anything else 500.
+fn open_failure(error: ErrorObject) -> ApiError {
+    let code = match error.code {
+        codes::LIMIT_REACHED => ErrorCode::RateLimited,
+        codes::UPSTREAM_UNAVAILABLE => ErrorCode::Unavailable,
+        _ => ErrorCode::Internal,
+    };
+    ApiError::new(code, error.message)
 }
 
 /// A JSON-RPC error as an HTTP response with the given status.

@@ -12,7 +12,7 @@ use gateway_transport::error::{codes, error_message};
 use gateway_types::error::ErrorCode;
 use gateway_types::jsonrpc::{ErrorObject, Payload};
 
-use super::{check_origin, mcp_principal, open_session, resolve};
+use super::{check_origin, mcp_principal, open_failure, open_session, resolve};
 use crate::authn::Authenticated;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -33,7 +33,7 @@ pub(super) async fn open(
     let server = resolve(&state, principal, &path).await?;
     let session = open_session(&state, &req, principal, &server, ClientTransport::WebSocket, None)
         .await
-        .map_err(|e| ApiError::new(ErrorCode::RateLimited, e.message))?;
+        .map_err(open_failure)?;
     let wants_mcp = req
         .headers()
         .get("sec-websocket-protocol")
