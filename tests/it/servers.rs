@@ -402,6 +402,7 @@ async fn invalid_servers_are_refused_with_precise_errors() {
                 name: "x".into(),
                 slug: "x".into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await
@@ -895,6 +896,7 @@ async fn namespaces_scope_servers() {
                 name: "Prod".into(),
                 slug: "prod".into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await
