@@ -88,6 +88,17 @@ pub async fn serve(
                 gateway_types::error::error_chain(&e)
             ))
         })?;
+    // Namespaces and servers declared in configuration, before the first request.
+    crate::declarative::reconcile(&state).await.map_err(|e| {
+        io::Error::other(format!(
+            "applying the declarative configuration: {}",
+            gateway_types::error::error_chain(&e)
+        ))
+    })?;
+    let server_changes = tokio::spawn(crate::servers_cache::follow_changes(
+        std::sync::Arc::clone(&state.servers),
+        state.stores.changes.clone(),
+    ));
     let key_usage = tokio::spawn(flush_key_usage(state.clone()));
     let hub_upkeep = tokio::spawn(std::sync::Arc::clone(&state.hub).run_upkeep());
     let policy_reload = tokio::spawn(reload_policies(state.clone()));
@@ -122,6 +133,7 @@ pub async fn serve(
         task.abort();
     }
     key_usage.abort();
+    server_changes.abort();
     policy_reload.abort();
     hub_upkeep.abort();
     // Every MCP session ends; stdio servers get their grace period, then no process survives.

@@ -5,7 +5,8 @@
 //! every request, so it must not cost a database round trip each time:
 //!
 //! - entries (hits and misses alike) live for a short TTL ([`DEFAULT_TTL`], 5 s), so another
-//!   replica's changes arrive within that time;
+//!   replica's changes arrive within that time at the latest; the change-log follower
+//!   ([`follow_changes`]) forgets a changed server within about a second;
 //! - the `/gateway/servers` handlers call [`ServerCache::invalidate`] after every write, so
 //!   this replica sees its own changes at once;
 //! - when the store is unavailable, an expired entry is served stale rather than failing the
@@ -13,10 +14,15 @@
 //! - the cache holds at most [`MAX_ENTRIES`] entries; past that, expired entries go first and
 //!   then everything, so lookups of made-up names cannot grow it without bound.
 //!
+//! It also keeps which servers are `down` (health checks failing): the MCP endpoints refuse
+//! new sessions and every request on open sessions to those at once ([`ServerCache::is_down`]),
+//! fed by every record the cache reads and by the change-log follower, which the worker's
+//! status writes reach within about a second.
+//!
 //! Opened secrets stay in memory only: [`ResolvedServer`]'s `Debug` redacts every environment
 //! value and header value.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -24,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use gateway_auth::sealing::{SealError, Sealer};
 use gateway_types::ids::{OrgId, ServerId};
-use gateway_types::model::McpServer;
-use gateway_types::store::{ServerStore, StoreError};
+use gateway_types::model::{McpServer, ServerStatus};
+use gateway_types::store::{ChangeLogStore, ServerStore, StoreError};
 use serde::Deserialize;
 
 /// How long an entry is used before the store is asked again.
@@ -175,6 +181,8 @@ pub(crate) struct ServerCache {
     /// Bumped by every invalidation: a lookup that started before one does not cache what it
     /// read (it may predate the write).
     generation: AtomicU64,
+    /// Servers whose status is `down` (or the older `error`).
+    down: RwLock<HashSet<ServerId>>,
 }
 
 impl fmt::Debug for ServerCache {
@@ -195,7 +203,57 @@ impl ServerCache {
             ttl,
             entries: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            down: RwLock::new(HashSet::new()),
         }
+    }
+
+    /// Whether `server` is down: its health checks fail, and calls to it are refused at once
+    /// until it recovers. An in-memory lookup, for the request path.
+    pub(crate) fn is_down(&self, server: ServerId) -> bool {
+        self.down
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&server)
+    }
+
+    /// Records a server's current status (from a record just read).
+    pub(crate) fn note_status(&self, server: ServerId, status: ServerStatus) {
+        let down = matches!(status, ServerStatus::Down | ServerStatus::Error);
+        let mut set = self.down.write().unwrap_or_else(PoisonError::into_inner);
+        if down {
+            set.insert(server);
+        } else {
+            set.remove(&server);
+        }
+    }
+
+    /// Rereads one server after a change: forgets what is cached about it and records its
+    /// status (a deleted server is not down, it is gone).
+    ///
+    /// # Errors
+    /// The store failed; the cache entry is forgotten all the same.
+    pub(crate) async fn refresh(&self, org: OrgId, server: ServerId) -> Result<(), StoreError> {
+        self.invalidate(org, server);
+        match self.store.get(org, server).await? {
+            Some(record) => self.note_status(record.id, record.status),
+            None => self.note_status(server, ServerStatus::Active),
+        }
+        Ok(())
+    }
+
+    /// Records the status of every server (at start).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub(crate) async fn load_statuses(&self) -> Result<(), StoreError> {
+        let all = self.store.list_all().await?;
+        let down: HashSet<ServerId> = all
+            .iter()
+            .filter(|s| matches!(s.status, ServerStatus::Down | ServerStatus::Error))
+            .map(|s| s.id)
+            .collect();
+        *self.down.write().unwrap_or_else(PoisonError::into_inner) = down;
+        Ok(())
     }
 
     fn len(&self) -> usize {
@@ -246,6 +304,9 @@ impl ServerCache {
             }
             Err(err) => return Err(err),
         };
+        if let Some(r) = &record {
+            self.note_status(r.id, r.status);
+        }
         let value = match record {
             None => None,
             Some(record) => Some(Arc::new(
@@ -289,6 +350,62 @@ impl ServerCache {
                     .as_ref()
                     .is_some_and(|resolved| resolved.record.id != server)
         });
+    }
+}
+
+/// How often the change log is polled for server changes.
+pub(crate) const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+/// Change-log entries read per poll.
+const FOLLOW_BATCH: u32 = 500;
+
+/// Follows the change log (every [`FOLLOW_INTERVAL`]): every server created, changed or
+/// deleted anywhere (another replica, the worker's status writes, configuration) is
+/// forgotten by the cache and its status reread. Runs until the task is aborted; a store
+/// failure is logged and retried on the next tick (the TTL still bounds staleness).
+pub(crate) async fn follow_changes(cache: Arc<ServerCache>, changes: Arc<dyn ChangeLogStore>) {
+    let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<i64> = None;
+    loop {
+        tick.tick().await;
+        let after = match last {
+            Some(id) => id,
+            None => match changes.latest_id().await {
+                Ok(id) => {
+                    // Statuses as of now; later changes come from the log.
+                    if let Err(err) = cache.load_statuses().await {
+                        tracing::warn!(error.chain = gateway_types::error::error_chain(&err), "could not read server statuses; will retry");
+                        continue;
+                    }
+                    last = Some(id);
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(error.chain = gateway_types::error::error_chain(&err), "could not read the change log; will retry");
+                    continue;
+                }
+            },
+        };
+        let entries = match changes.since(after, FOLLOW_BATCH).await {
+            Ok(entries) => entries,
+            Err(err) => {
+                tracing::warn!(error.chain = gateway_types::error::error_chain(&err), "could not read the change log; will retry");
+                continue;
+            }
+        };
+        for entry in &entries {
+            if entry.kind == "server"
+                && let Ok(server) = entry.entity_id.parse::<ServerId>()
+                && let Err(err) = cache.refresh(entry.org_id, server).await
+            {
+                tracing::warn!(
+                    server.id = %server,
+                    error.chain = gateway_types::error::error_chain(&err),
+                    "could not reread a changed server"
+                );
+            }
+            last = Some(entry.id);
+        }
     }
 }
 
@@ -511,6 +628,15 @@ mod tests {
         }
         async fn delete(&self, org: OrgId, id: ServerId) -> Result<(), StoreError> {
             self.inner.delete(org, id).await
+        }
+        async fn set_status(
+            &self,
+            org: OrgId,
+            id: ServerId,
+            expected: ServerStatus,
+            to: ServerStatus,
+        ) -> Result<bool, StoreError> {
+            self.inner.set_status(org, id, expected, to).await
         }
     }
 

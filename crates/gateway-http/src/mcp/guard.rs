@@ -1,6 +1,7 @@
 //! The MCP pipeline's policy hook: one [`PolicyGuard`] per client session decides every
 //! request and filters every list result with the same evaluation function, so what a client
-//! sees listed and what it may use never disagree.
+//! sees listed and what it may use never disagree. It also refuses every request at once while
+//! the session's server is down (health checks failing), with `-32000`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,9 +12,11 @@ use gateway_logging::audit::{Auditor, RequestContext};
 use gateway_transport::client::Guard;
 use gateway_transport::error::codes;
 use gateway_transport::upstream::ResultFilter;
-use gateway_types::ids::OrgId;
+use gateway_types::ids::{OrgId, ServerId};
 use gateway_types::jsonrpc::{ErrorObject, Request};
 use serde_json::Value;
+
+use crate::servers_cache::ServerCache;
 
 /// Policy for one client session on one server.
 pub(crate) struct PolicyGuard {
@@ -25,6 +28,8 @@ pub(crate) struct PolicyGuard {
     client_ip: Option<IpAddr>,
     principal: Principal,
     auditor: Auditor,
+    /// The server and the cache that knows whether it is down.
+    availability: Option<(ServerId, Arc<ServerCache>)>,
 }
 
 impl PolicyGuard {
@@ -45,7 +50,14 @@ impl PolicyGuard {
             namespace,
             server,
             client_ip,
+            availability: None,
         }
+    }
+
+    /// Refuses every request while `server` is down (as `cache` knows it).
+    pub(crate) fn with_availability(mut self, server: ServerId, cache: Arc<ServerCache>) -> Self {
+        self.availability = Some((server, cache));
+        self
     }
 
     fn request(&self, action: Action, kind: ItemKind, name: &str) -> PolicyRequest {
@@ -89,8 +101,21 @@ impl ResultFilter for PolicyGuard {
     }
 }
 
+/// The answer to a call on a server that is down.
+pub(crate) fn server_down(name: &str) -> ErrorObject {
+    ErrorObject::new(
+        codes::UPSTREAM_UNAVAILABLE,
+        format!("server '{name}' is down (its health checks are failing); calls are refused until it recovers"),
+    )
+}
+
 impl Guard for PolicyGuard {
     fn check(&self, request: &Request) -> Result<(), ErrorObject> {
+        if let Some((server, cache)) = &self.availability
+            && cache.is_down(*server)
+        {
+            return Err(server_down(&self.server));
+        }
         let params = request.params.as_ref();
         let text = |k: &str| {
             params

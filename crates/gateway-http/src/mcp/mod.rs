@@ -233,14 +233,20 @@ async fn open_session(
         .max_sessions(state, principal.org_id)
         .await
         .map_err(|_| ErrorObject::new(codes::INTERNAL_ERROR, "internal error"))?;
-    let guard = Arc::new(PolicyGuard::new(
-        Arc::clone(&state.policies),
-        state.auditor.clone(),
-        principal,
-        None,
-        server.record.name.clone(),
-        req.peer_addr().map(|a| a.ip()),
-    ));
+    if state.servers.is_down(server.record.id) {
+        return Err(guard::server_down(&server.record.name));
+    }
+    let guard = Arc::new(
+        PolicyGuard::new(
+            Arc::clone(&state.policies),
+            state.auditor.clone(),
+            principal,
+            None,
+            server.record.name.clone(),
+            req.peer_addr().map(|a| a.ip()),
+        )
+        .with_availability(server.record.id, Arc::clone(&state.servers)),
+    );
     let mode = mode.unwrap_or_else(|| SessionMode::parse(&server.session_mode).unwrap_or_default());
     state
         .hub
