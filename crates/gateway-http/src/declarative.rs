@@ -33,7 +33,9 @@ use gateway_types::model::{
 use gateway_types::store::StoreError;
 use serde_json::Value;
 
-use crate::routes::{Draft, ServerCreateBody, ServerView, namespace_problems, namespace_summary, server_summary};
+use crate::routes::{
+    Draft, ServerCreateBody, ServerView, namespace_problems, namespace_summary, server_summary,
+};
 use crate::state::AppState;
 
 /// How long a starting api waits for another replica's reconciliation.
@@ -94,7 +96,12 @@ fn interpolate(text: &str, vars: &HashMap<String, String>) -> Result<String, Str
 }
 
 /// Interpolates the secret fields of one server document in place; problems are keyed.
-fn interpolate_secrets(doc: &mut Value, key: &str, vars: &HashMap<String, String>, issues: &mut Vec<ConfigIssue>) {
+fn interpolate_secrets(
+    doc: &mut Value,
+    key: &str,
+    vars: &HashMap<String, String>,
+    issues: &mut Vec<ConfigIssue>,
+) {
     let mut apply = |value: &mut Value, field: String| {
         if let Value::String(text) = value {
             match interpolate(text, vars) {
@@ -127,7 +134,10 @@ pub(crate) fn config_issues(cfg: &mut DeclarativeConfig, vars: &HashMap<String, 
     for (org, decl) in &mut cfg.organizations {
         let base = format!("declarative.organizations.{org}");
         if org.is_empty() || org.len() > 64 || org.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            issues.push(ConfigIssue::new(base.clone(), "an organization slug must be 1-64 visible characters"));
+            issues.push(ConfigIssue::new(
+                base.clone(),
+                "an organization slug must be 1-64 visible characters",
+            ));
         }
         let mut slugs = HashSet::new();
         for (i, ns) in decl.namespaces.iter().enumerate() {
@@ -154,7 +164,10 @@ pub(crate) fn config_issues(cfg: &mut DeclarativeConfig, vars: &HashMap<String, 
                         issues.push(ConfigIssue::new(key.clone(), p));
                     }
                     if !names.insert(draft.name().to_owned()) {
-                        issues.push(ConfigIssue::new(format!("{key}.name"), "repeats a declared server name"));
+                        issues.push(ConfigIssue::new(
+                            format!("{key}.name"),
+                            "repeats a declared server name",
+                        ));
                     }
                 }
             }
@@ -276,7 +289,16 @@ async fn reconcile_locked(state: &AppState) -> Result<ReconcileReport, Reconcile
     for (org, slug) in orgs {
         let decl = declared.get(&slug).cloned().unwrap_or_default();
         let servers: Vec<McpServer> = all_servers.iter().filter(|s| s.org_id == org).cloned().collect();
-        reconcile_org(state, org, &slug, &decl.namespaces, &decl.servers, servers, &mut report).await?;
+        reconcile_org(
+            state,
+            org,
+            &slug,
+            &decl.namespaces,
+            &decl.servers,
+            servers,
+            &mut report,
+        )
+        .await?;
     }
     Ok(report)
 }
@@ -291,7 +313,8 @@ async fn reconcile_org(
     report: &mut ReconcileReport,
 ) -> Result<(), ReconcileError> {
     let existing_ns = state.stores.namespaces.list_all(org).await?;
-    let mut by_slug: HashMap<String, Namespace> = existing_ns.iter().map(|n| (n.slug.clone(), n.clone())).collect();
+    let mut by_slug: HashMap<String, Namespace> =
+        existing_ns.iter().map(|n| (n.slug.clone(), n.clone())).collect();
 
     // Namespaces: create and update.
     for decl in namespaces {
@@ -494,7 +517,12 @@ fn new_server(state: &AppState, draft: &Draft) -> Result<NewMcpServer, Reconcile
 }
 
 /// The patch that makes `current` what `new` declares, or `None` when nothing differs.
-fn differences(state: &AppState, current: &McpServer, new: &NewMcpServer, draft: &Draft) -> Option<McpServerPatch> {
+fn differences(
+    state: &AppState,
+    current: &McpServer,
+    new: &NewMcpServer,
+    draft: &Draft,
+) -> Option<McpServerPatch> {
     // The health checks own degraded and down; the file decides only inactive or not.
     let status = match (new.status, current.status) {
         (ServerStatus::Inactive, _) => ServerStatus::Inactive,
@@ -566,8 +594,16 @@ mod tests {
                 .unwrap_err()
                 .contains("${MISSING}, which is not set")
         );
-        assert!(interpolate("${TOKEN", &vars()).unwrap_err().contains("unterminated"));
-        assert!(interpolate("${1X}", &vars()).unwrap_err().contains("invalid variable"));
+        assert!(
+            interpolate("${TOKEN", &vars())
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(
+            interpolate("${1X}", &vars())
+                .unwrap_err()
+                .contains("invalid variable")
+        );
     }
 
     #[test]

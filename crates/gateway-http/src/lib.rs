@@ -39,6 +39,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
+pub mod upstreams;
 
 pub use error::ApiError;
 pub use server::serve;

@@ -374,14 +374,20 @@ pub(crate) async fn follow_changes(cache: Arc<ServerCache>, changes: Arc<dyn Cha
                 Ok(id) => {
                     // Statuses as of now; later changes come from the log.
                     if let Err(err) = cache.load_statuses().await {
-                        tracing::warn!(error.chain = gateway_types::error::error_chain(&err), "could not read server statuses; will retry");
+                        tracing::warn!(
+                            error.chain = gateway_types::error::error_chain(&err),
+                            "could not read server statuses; will retry"
+                        );
                         continue;
                     }
                     last = Some(id);
                     continue;
                 }
                 Err(err) => {
-                    tracing::warn!(error.chain = gateway_types::error::error_chain(&err), "could not read the change log; will retry");
+                    tracing::warn!(
+                        error.chain = gateway_types::error::error_chain(&err),
+                        "could not read the change log; will retry"
+                    );
                     continue;
                 }
             },
@@ -389,7 +395,10 @@ pub(crate) async fn follow_changes(cache: Arc<ServerCache>, changes: Arc<dyn Cha
         let entries = match changes.since(after, FOLLOW_BATCH).await {
             Ok(entries) => entries,
             Err(err) => {
-                tracing::warn!(error.chain = gateway_types::error::error_chain(&err), "could not read the change log; will retry");
+                tracing::warn!(
+                    error.chain = gateway_types::error::error_chain(&err),
+                    "could not read the change log; will retry"
+                );
                 continue;
             }
         };

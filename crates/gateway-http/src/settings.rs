@@ -158,7 +158,10 @@ pub fn load(opts: LoadOptions) -> Result<GatewayConfig, SettingsError> {
 
     issues.extend(cfg.validate().err().map(|e| e.0).unwrap_or_default());
     issues.extend(policy_issues(&cfg.policies));
-    issues.extend(crate::declarative::config_issues(&mut cfg.declarative, &opts.env_vars));
+    issues.extend(crate::declarative::config_issues(
+        &mut cfg.declarative,
+        &opts.env_vars,
+    ));
     // The keys themselves (base64 of 32 bytes) are checked by the sealer that will use them;
     // the shape checks it shares with `validate` are reported once.
     if let Err(errors) = gateway_auth::sealing::Sealer::from_config(&cfg.secrets) {

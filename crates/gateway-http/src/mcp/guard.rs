@@ -105,7 +105,9 @@ impl ResultFilter for PolicyGuard {
 pub(crate) fn server_down(name: &str) -> ErrorObject {
     ErrorObject::new(
         codes::UPSTREAM_UNAVAILABLE,
-        format!("server '{name}' is down (its health checks are failing); calls are refused until it recovers"),
+        format!(
+            "server '{name}' is down (its health checks are failing); calls are refused until it recovers"
+        ),
     )
 }
 

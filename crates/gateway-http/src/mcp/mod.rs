@@ -24,7 +24,6 @@ use gateway_auth::rbac::Permission;
 use gateway_transport::client::{ClientSession, ClientTransport, Owner};
 use gateway_transport::error::codes;
 use gateway_transport::hub::{OpenError, SessionMode};
-use gateway_transport::link::UpstreamSpec;
 use gateway_types::error::ErrorCode;
 use gateway_types::ids::OrgId;
 use gateway_types::jsonrpc::{ErrorObject, ErrorResponse, Message, RequestId};
@@ -200,25 +199,6 @@ fn lookup_owner(principal: &Principal) -> Owner {
     }
 }
 
-fn spec_of(state: &AppState, server: &ResolvedServer) -> UpstreamSpec {
-    let r = &server.record;
-    UpstreamSpec {
-        server_id: r.id.to_string(),
-        name: r.name.clone(),
-        org_id: r.org_id.to_string(),
-        protocol: r.protocol,
-        url: r.url.clone(),
-        command: r.command.clone(),
-        args: r.args.clone(),
-        env: server.env.clone(),
-        working_dir: r.working_dir.clone(),
-        headers: server.headers.clone(),
-        timeout: Duration::from_secs(u64::try_from(r.timeout_seconds.max(1)).unwrap_or(30)),
-        max_retries: u32::try_from(r.max_retries.max(0)).unwrap_or(0),
-        max_message_bytes: state.config.server.max_body_bytes,
-    }
-}
-
 /// Opens a client session on a server for the caller.
 async fn open_session(
     state: &AppState,
@@ -252,7 +232,7 @@ async fn open_session(
         .hub
         .open(
             owner_of(principal, server),
-            spec_of(state, server),
+            crate::upstreams::spec_of(server, state.config.server.max_body_bytes),
             server.record.id,
             mode,
             transport,

@@ -18,7 +18,9 @@ use gateway_types::error::ErrorCode;
 use crate::error::ApiError;
 
 pub(crate) use namespaces::{namespace_problems, summary as namespace_summary};
-pub(crate) use servers::{CreateBody as ServerCreateBody, Draft, ServerView, new_server, summary as server_summary};
+pub(crate) use servers::{
+    CreateBody as ServerCreateBody, Draft, ServerView, new_server, summary as server_summary,
+};
 
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -114,7 +116,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(namespaces::detach_server))
                 .default_service(not_allowed("DELETE")),
         )
-        .service(get_only("/api/admin/namespaces/{id}/sessions", namespaces::sessions))
+        .service(get_only(
+            "/api/admin/namespaces/{id}/sessions",
+            namespaces::sessions,
+        ))
         .service(get_only("/admin/logs", logs::list))
         .service(get_only("/admin/logs/verify", logs::verify))
         .service(

@@ -329,7 +329,8 @@ async fn servers_in(state: &AppState, p: &Principal, ns: NamespaceId) -> Result<
                 },
             )
             .await?;
-        let done = page.items.is_empty() || all.len() + page.items.len() >= usize::try_from(page.total).unwrap_or(0);
+        let done =
+            page.items.is_empty() || all.len() + page.items.len() >= usize::try_from(page.total).unwrap_or(0);
         all.extend(page.items);
         if done {
             return Ok(all);
@@ -571,7 +572,11 @@ pub(crate) async fn sessions(
         offset: q.offset.unwrap_or(d.offset),
         limit: q.limit.unwrap_or(d.limit).clamp(1, Page::MAX_LIMIT),
     };
-    let servers: HashSet<ServerId> = servers_in(&state, p, ns.id).await?.into_iter().map(|s| s.id).collect();
+    let servers: HashSet<ServerId> = servers_in(&state, p, ns.id)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     let mut live = state.hub.sessions_in(&SessionScope {
         namespace_id: Some(ns.id),
         ..SessionScope::org(p.org_id)

@@ -1010,7 +1010,11 @@ pub(crate) async fn create(
 }
 
 /// The record to insert for a validated draft: secrets sealed, metadata with the session mode.
-pub(crate) fn new_server(state: &AppState, draft: &Draft, source: RecordSource) -> Result<NewMcpServer, ApiError> {
+pub(crate) fn new_server(
+    state: &AppState,
+    draft: &Draft,
+    source: RecordSource,
+) -> Result<NewMcpServer, ApiError> {
     let environment = seal_change(
         state,
         &draft.environment,
