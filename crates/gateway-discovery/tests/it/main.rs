@@ -2,7 +2,11 @@
 //! set): status transitions as results accumulate, and one check per server and interval however
 //! many workers ask at once.
 
-#![expect(clippy::unwrap_used, reason = "test code: a failed step must fail the test")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code: a failed step must fail the test"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
