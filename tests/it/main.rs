@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod binaries;
+mod changes;
 mod cors;
 mod errors;
 mod health;

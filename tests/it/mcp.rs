@@ -1252,3 +1252,107 @@ async fn unregistering_a_server_ends_its_sessions_and_processes_and_is_audited()
         "the summary names the variable: {text}"
     );
 }
+
+/// Another replica (here: a write straight into the shared store) changes a server: the
+/// change-log poller ends the sessions running on the old definition, but a change that does
+/// not affect how the server is reached (its health status) leaves them alone.
+#[tokio::test]
+async fn a_server_changed_through_another_replica_ends_its_sessions_but_a_status_change_does_not() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let id = s
+        .app
+        .stores
+        .servers
+        .get_by_name(s.org, "everything")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    raw.init().await;
+
+    // A status change, then a marker this replica observably applies (a revoked key): once
+    // the marker took effect, the poller has passed the status change too (it applies in order).
+    s.app
+        .stores
+        .servers
+        .update(
+            s.org,
+            id,
+            gateway_types::model::McpServerPatch {
+                status: Some(ServerStatus::Unhealthy),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/auth/api-keys"))
+        .bearer_auth(&s.token)
+        .json(&json!({"name": "marker"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let key: Value = res.json().await.unwrap();
+    let secret = key["key"].as_str().unwrap().to_owned();
+    let profile = || async {
+        s.app
+            .client
+            .get(s.app.url("/auth/profile"))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(profile().await, 200);
+    s.app
+        .stores
+        .api_keys
+        .revoke(s.org, key["id"].as_str().unwrap().parse().unwrap(), chrono::Utc::now())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while profile().await != 401 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(profile().await, 401, "the poller applied the marker");
+    let res = raw.post(json!({"jsonrpc":"2.0","id":1,"method":"ping"})).await;
+    assert_eq!(res.status(), 200, "a status change leaves sessions alone");
+
+    // A change to how the server is reached ends the session and its process.
+    s.app
+        .stores
+        .servers
+        .update(
+            s.org,
+            id,
+            gateway_types::model::McpServerPatch {
+                timeout_seconds: Some(31),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let mut status = 200;
+    while status != 404 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = raw
+            .post(json!({"jsonrpc":"2.0","id":2,"method":"ping"}))
+            .await
+            .status()
+            .as_u16();
+    }
+    assert_eq!(status, 404, "the session on the old definition ended");
+}

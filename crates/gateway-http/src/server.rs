@@ -91,6 +91,7 @@ pub async fn serve(
     let key_usage = tokio::spawn(flush_key_usage(state.clone()));
     let hub_upkeep = tokio::spawn(std::sync::Arc::clone(&state.hub).run_upkeep());
     let policy_reload = tokio::spawn(reload_policies(state.clone()));
+    let change_poller = tokio::spawn(crate::changes::run(state.clone()));
 
     let factory_state = state.clone();
     let server = HttpServer::new(move || app(factory_state.clone()))
@@ -123,6 +124,7 @@ pub async fn serve(
     }
     key_usage.abort();
     policy_reload.abort();
+    change_poller.abort();
     hub_upkeep.abort();
     // Every MCP session ends; stdio servers get their grace period, then no process survives.
     state.hub.shutdown().await;
