@@ -1319,7 +1319,11 @@ async fn a_server_changed_through_another_replica_ends_its_sessions_but_a_status
     s.app
         .stores
         .api_keys
-        .revoke(s.org, key["id"].as_str().unwrap().parse().unwrap(), chrono::Utc::now())
+        .revoke(
+            s.org,
+            key["id"].as_str().unwrap().parse().unwrap(),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(8);

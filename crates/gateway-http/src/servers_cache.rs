@@ -257,7 +257,8 @@ impl ServerCache {
             Some(record) => {
                 self.learn(&record);
                 Some(Arc::new(
-                    ResolvedServer::open(record, &self.sealer).map_err(|e| StoreError::Internal(Box::new(e)))?,
+                    ResolvedServer::open(record, &self.sealer)
+                        .map_err(|e| StoreError::Internal(Box::new(e)))?,
                 ))
             }
         };

@@ -89,7 +89,10 @@ const ORG_LIMITS_TTL: Duration = Duration::from_secs(10);
 impl OrgLimits {
     /// Forgets an organization's cached limits (it changed).
     pub(crate) fn forget(&self, org: OrgId) {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(&org);
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&org);
     }
 
     async fn max_sessions(&self, state: &AppState, org: OrgId) -> Result<u32, ApiError> {
