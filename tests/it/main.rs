@@ -11,6 +11,7 @@ mod binaries;
 mod changes;
 mod cors;
 mod errors;
+mod federation;
 mod health;
 mod mcp;
 mod mcp_admin;

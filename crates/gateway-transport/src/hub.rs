@@ -24,6 +24,7 @@ use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 
 use crate::client::{ClientSession, ClientTransport, Guard, Owner, SessionBuffers};
+use crate::federation::{FederationConnector, MemberSpec, Naming};
 use crate::link::{Connectors, UpstreamSpec};
 use crate::stdio::ProcessTable;
 use crate::upstream::{Phase, RestartPolicy, UpstreamSession};
@@ -357,9 +358,68 @@ impl Hub {
             transport,
             upstream,
             owns,
+            false,
             guard,
             self.settings.buffers,
         );
+        Ok(self.register(t, session))
+    }
+
+    /// Opens a client session on a namespace federation: its upstream is a
+    /// [`FederationConnector`] over `members`, private to the session. `namespace` stands in
+    /// for the server id (sessions are found by it; the session record names no server).
+    ///
+    /// # Errors
+    /// The organization's session limit is reached, or the hub is shutting down.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "everything a federated session is made of; one call site"
+    )]
+    pub fn open_federated(
+        &self,
+        owner: Owner,
+        spec: UpstreamSpec,
+        members: Vec<MemberSpec>,
+        naming: Naming,
+        namespace: ServerId,
+        transport: ClientTransport,
+        max_sessions: u32,
+    ) -> Result<Arc<ClientSession>, OpenError> {
+        let t = self.lock();
+        if t.shutting_down {
+            return Err(OpenError::ShuttingDown);
+        }
+        let count = t.per_org.get(&owner.org_id).copied().unwrap_or(0);
+        if max_sessions > 0 && count >= max_sessions {
+            return Err(OpenError::SessionLimit { limit: max_sessions });
+        }
+        let connector = Arc::new(FederationConnector::new(
+            members,
+            self.connectors.clone(),
+            self.settings.restart,
+            self.runtime.clone(),
+            naming,
+        ));
+        let upstream = UpstreamSession::new(spec, connector, self.settings.restart, self.runtime.clone());
+        let session = ClientSession::new(
+            owner,
+            namespace,
+            transport,
+            upstream,
+            true,
+            true,
+            Arc::new(crate::client::AllowAll),
+            self.settings.buffers,
+        );
+        Ok(self.register(t, session))
+    }
+
+    /// Adds an opened session to the tables, records and announces it.
+    fn register(
+        &self,
+        mut t: std::sync::MutexGuard<'_, Tables>,
+        session: Arc<ClientSession>,
+    ) -> Arc<ClientSession> {
         *t.per_org.entry(session.owner().org_id).or_insert(0) += 1;
         t.sessions.insert(session.id(), Arc::clone(&session));
         drop(t);
@@ -372,7 +432,7 @@ impl Hub {
                 transport: session.transport(),
             },
         );
-        Ok(session)
+        session
     }
 
     /// Subscribes to the lifecycle events of every organization (filter by
@@ -668,7 +728,7 @@ impl Hub {
         let owner = session.owner().clone();
         let new = NewMcpSession {
             id: session.id(),
-            server_id: Some(session.server_id()),
+            server_id: (!session.is_federated()).then(|| session.server_id()),
             namespace_id: owner.namespace_id,
             user_id: owner.user_id,
             api_key_id: owner.api_key_id,

@@ -14,7 +14,9 @@ use gateway_types::jsonrpc::{ErrorObject, Message, Payload, Request, RequestId, 
 use serde_json::{Map, json};
 use tokio::sync::mpsc;
 
-use super::{check_origin, mcp_principal, open_session, parse_body, resolve, rpc_error};
+use super::{
+    Target, check_origin, mcp_principal, open_session, open_target, parse_body, resolve, rpc_error, target_of,
+};
 use crate::authn::Authenticated;
 use crate::error::ApiError;
 use crate::servers_cache::ResolvedServer;
@@ -24,7 +26,6 @@ use crate::state::AppState;
 pub(super) async fn call(
     req: HttpRequest,
     body: Bytes,
-    path: web::Path<String>,
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
@@ -34,8 +35,20 @@ pub(super) async fn call(
         Ok(p) => p,
         Err(resp) => return Ok(*resp),
     };
-    let server = resolve(&state, principal, &path).await?;
-    let session = match open_shared(&state, &req, principal, &server).await {
+    let opened = match target_of(&req) {
+        Target::Server(id) => {
+            let server = resolve(&state, principal, &id).await?;
+            open_shared(&state, &req, principal, &server).await
+        }
+        target => match open_target(&state, &req, principal, &target, ClientTransport::Rpc, None).await? {
+            Ok(session) => {
+                introduce(&session).await;
+                Ok(session)
+            }
+            Err(e) => Err(e),
+        },
+    };
+    let session = match opened {
         Ok(s) => s,
         Err(e) => return Ok(rpc_error(StatusCode::OK, None, e)),
     };
@@ -70,6 +83,12 @@ pub(super) async fn open_shared(
         Some(SessionMode::Shared),
     )
     .await?;
+    introduce(&session).await;
+    Ok(session)
+}
+
+/// Initializes the session's upstream as `mcp-gateway-rpc` unless a client already did.
+async fn introduce(session: &ClientSession) {
     if session.upstream().initialize_result().is_none() {
         let (tx, mut rx) = mpsc::channel(2);
         let init = Request {
@@ -92,7 +111,6 @@ pub(super) async fn open_shared(
             }
         }
     }
-    Ok(session)
 }
 
 /// Runs `messages` through the session's pipeline, in order, and collects the answers to its
