@@ -1152,6 +1152,87 @@ async fn every_session_is_recorded_with_its_end() {
     );
 }
 
+/// A per-client stdio session's record follows its process: the pid while it runs, the exit
+/// code when it dies (137 for a SIGKILL), the new pid after the restart, `stopped` at the end.
+#[tokio::test]
+async fn a_per_client_session_records_its_process_pid_and_exit_code() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    raw.init().await;
+    let sid: gateway_types::ids::SessionId = raw.session.as_deref().unwrap().parse().unwrap();
+    let row = || async { s.app.stores.sessions.get(s.org, sid).await.unwrap().unwrap() };
+    let until = |what: &'static str, pred: Box<dyn Fn(&gateway_types::model::McpSession) -> bool>| {
+        let row = &row;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let r = row().await;
+                if pred(&r) {
+                    return r;
+                }
+                assert!(std::time::Instant::now() < deadline, "{what}: {r:#?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let pid = s.app.state.hub.processes().pids()[0];
+    let first = i32::try_from(pid).unwrap();
+    until(
+        "running with its pid",
+        Box::new(move |r| r.process_pid == Some(first) && r.process_status.as_deref() == Some("running")),
+    )
+    .await;
+
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    until(
+        "exited by SIGKILL",
+        Box::new(|r| r.process_status.as_deref() == Some("exited") && r.exit_code == Some(137)),
+    )
+    .await;
+
+    // The next call restarts it: a new pid, running again.
+    let echo = raw
+        .call(
+            1,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "again"}}),
+        )
+        .await;
+    assert!(echo["result"].is_object(), "{echo}");
+    let second = until(
+        "a new process",
+        Box::new(move |r| r.process_status.as_deref() == Some("running") && r.process_pid != Some(first)),
+    )
+    .await;
+    assert!(second.exit_code.is_none(), "{second:#?}");
+
+    let res = s
+        .app
+        .client
+        .delete(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&s.token)
+        .header("mcp-session-id", raw.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    until(
+        "stopped and closed",
+        Box::new(|r| r.process_status.as_deref() == Some("stopped") && r.closed_at.is_some()),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn idle_sessions_expire_unless_a_stream_is_open() {
     let s = setup_with(&[("GATEWAY__MCP__SESSION_IDLE_TIMEOUT_SECONDS", "10")]).await;

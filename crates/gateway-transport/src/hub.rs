@@ -329,6 +329,7 @@ impl Hub {
         if max_sessions > 0 && count >= max_sessions {
             return Err(OpenError::SessionLimit { limit: max_sessions });
         }
+        let spec_is_stdio = spec.protocol == ServerProtocol::Stdio;
         let (upstream, owns) = match mode {
             SessionMode::PerClient => (self.new_upstream(spec), true),
             SessionMode::Shared => {
@@ -352,6 +353,7 @@ impl Hub {
                 (upstream, false)
             }
         };
+        let stdio = owns && spec_is_stdio;
         let session = ClientSession::new(
             owner,
             server_id,
@@ -362,7 +364,12 @@ impl Hub {
             guard,
             self.settings.buffers,
         );
-        Ok(self.register(t, session))
+        let session = self.register(t, session);
+        if stdio && let Some(recorder) = &self.recorder {
+            self.runtime
+                .spawn(record_process(Arc::clone(&session), recorder.clone()));
+        }
+        Ok(session)
     }
 
     /// Opens a client session on a namespace federation: its upstream is a
@@ -768,6 +775,45 @@ const RECORD_QUEUE: usize = 4096;
 enum Record {
     Open(OrgId, NewMcpSession),
     Close(OrgId, SessionId, McpSessionPatch),
+    Update(OrgId, SessionId, McpSessionPatch),
+}
+
+/// How long a closed session's record still follows its process (to note it stopped).
+const PROCESS_RECORD_GRACE: Duration = Duration::from_secs(10);
+
+/// Records a per-client stdio session's process as it changes: its pid when it starts (and
+/// restarts), `exited` with the exit code when it dies, `stopped` when the gateway ends it.
+async fn record_process(session: Arc<ClientSession>, recorder: mpsc::Sender<Record>) {
+    let mut rx = session.upstream().process_state();
+    let org = session.owner().org_id;
+    let id = session.id();
+    loop {
+        let changed = if session.is_closed() {
+            match tokio::time::timeout(PROCESS_RECORD_GRACE, rx.changed()).await {
+                Ok(r) => r,
+                Err(_) => return,
+            }
+        } else {
+            tokio::select! {
+                r = rx.changed() => r,
+                () = session.closed() => continue,
+            }
+        };
+        if changed.is_err() {
+            return;
+        }
+        let state = *rx.borrow_and_update();
+        let patch = McpSessionPatch {
+            process_pid: Some(state.pid.and_then(|p| i32::try_from(p).ok())),
+            process_status: Some(state.status.map(str::to_owned)),
+            exit_code: Some(state.exit_code),
+            ..McpSessionPatch::default()
+        };
+        record(&recorder, Record::Update(org, id, patch));
+        if session.is_closed() && state.status != Some("running") {
+            return;
+        }
+    }
 }
 
 fn record(recorder: &mpsc::Sender<Record>, rec: Record) {
@@ -781,7 +827,9 @@ async fn record_sessions(store: Arc<dyn SessionStore>, mut rx: mpsc::Receiver<Re
     while let Some(rec) = rx.recv().await {
         let result = match rec {
             Record::Open(org, new) => store.create(org, new).await.map(|_| ()),
-            Record::Close(org, id, patch) => store.update(org, id, patch).await.map(|_| ()),
+            Record::Close(org, id, patch) | Record::Update(org, id, patch) => {
+                store.update(org, id, patch).await.map(|_| ())
+            }
         };
         if let Err(err) = result {
             tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record an MCP session");
