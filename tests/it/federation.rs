@@ -341,3 +341,94 @@ async fn namespaces_are_chosen_by_path_header_or_key_scope_and_other_tenants_are
         "a scoped key reaches no other namespace"
     );
 }
+
+#[tokio::test]
+async fn plain_json_rpc_reaches_a_namespace_with_batches_and_introspection() {
+    let s = setup().await;
+    let (_ns, _http) = two_servers(&s).await;
+    let client = &s.app.client;
+    let res = client
+        .post(s.app.url("/namespaces/tools/rpc"))
+        .bearer_auth(&s.token)
+        .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha__echo","arguments":{"message":"plain"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("plain"),
+        "{answer}"
+    );
+
+    // /rpc/batch takes arrays only and answers arrays.
+    let res = client
+        .post(s.app.url("/rpc/batch"))
+        .bearer_auth(&s.token)
+        .header("x-mcp-namespace", "tools")
+        .json(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = client
+        .post(s.app.url("/rpc/batch"))
+        .bearer_auth(&s.token)
+        .header("x-mcp-namespace", "tools")
+        .json(&json!([{"jsonrpc":"2.0","id":"p","method":"ping"},
+                      {"jsonrpc":"2.0","id":"e","method":"tools/call","params":{"name":"alpha__echo","arguments":{"message":"b"}}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answers: Value = res.json().await.unwrap();
+    assert_eq!(answers.as_array().unwrap().len(), 2, "{answers}");
+
+    // Introspection lists what the caller may use, on a namespace and on one server.
+    let res = client
+        .get(s.app.url("/rpc/introspection"))
+        .bearer_auth(&s.token)
+        .header("x-mcp-namespace", "tools")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let intro: Value = res.json().await.unwrap();
+    let tools: Vec<&str> = intro["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(tools.contains(&"alpha__echo"), "{intro}");
+    assert!(
+        intro["tools"][0]["inputSchema"].is_object(),
+        "schemas are included"
+    );
+    assert!(
+        intro["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "tools/call")
+    );
+    let res = client
+        .get(s.app.url("/servers/alpha/rpc/introspection"))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let intro: Value = res.json().await.unwrap();
+    assert!(
+        intro["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "echo"),
+        "{intro}"
+    );
+}

@@ -90,7 +90,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 web::resource("/rpc")
                     .route(web::post().to(rpc::call))
                     .default_service(not_allowed("POST")),
-            ),
+            )
+            .service(crate::routes::post_only("/rpc/batch", rpc::batch))
+            .service(crate::routes::get_only("/rpc/introspection", rpc::introspection)),
     )
     .service(
         web::resource("/mcp")
@@ -115,6 +117,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(rpc::call))
             .default_service(not_allowed("POST")),
     )
+    .service(crate::routes::post_only("/rpc/batch", rpc::batch))
+    .service(crate::routes::get_only("/rpc/introspection", rpc::introspection))
+    .service(crate::routes::post_only("/servers/{id}/rpc/batch", rpc::batch))
+    .service(crate::routes::get_only(
+        "/servers/{id}/rpc/introspection",
+        rpc::introspection,
+    ))
     .service(crate::routes::get_only("/mcp/status", status::mcp))
     .service(crate::routes::get_only("/sse/status", status::sse))
     .service(crate::routes::get_only("/ws/status", status::ws))
