@@ -8,9 +8,11 @@
 mod audit;
 mod auth;
 mod binaries;
+mod changes;
 mod cors;
 mod declarative;
 mod errors;
+mod federation;
 mod health;
 mod health_worker;
 mod mcp;

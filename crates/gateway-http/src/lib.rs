@@ -26,6 +26,7 @@
 
 pub mod audit;
 pub mod authn;
+pub mod changes;
 pub mod declarative;
 pub mod error;
 mod mcp;

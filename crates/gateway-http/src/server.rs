@@ -95,13 +95,17 @@ pub async fn serve(
             gateway_types::error::error_chain(&e)
         ))
     })?;
-    let server_changes = tokio::spawn(crate::servers_cache::follow_changes(
-        std::sync::Arc::clone(&state.servers),
-        state.stores.changes.clone(),
-    ));
+    // Which servers are down (health checks): later changes arrive through the change feed.
+    if let Err(err) = state.servers.load_statuses().await {
+        tracing::warn!(
+            error.chain = gateway_types::error::error_chain(&err),
+            "could not read server statuses; they are learned as servers are looked up"
+        );
+    }
     let key_usage = tokio::spawn(flush_key_usage(state.clone()));
     let hub_upkeep = tokio::spawn(std::sync::Arc::clone(&state.hub).run_upkeep());
     let policy_reload = tokio::spawn(reload_policies(state.clone()));
+    let change_poller = tokio::spawn(crate::changes::run(state.clone()));
 
     let factory_state = state.clone();
     let server = HttpServer::new(move || app(factory_state.clone()))
@@ -133,8 +137,8 @@ pub async fn serve(
         task.abort();
     }
     key_usage.abort();
-    server_changes.abort();
     policy_reload.abort();
+    change_poller.abort();
     hub_upkeep.abort();
     // Every MCP session ends; stdio servers get their grace period, then no process survives.
     state.hub.shutdown().await;

@@ -5,8 +5,8 @@
 //! every request, so it must not cost a database round trip each time:
 //!
 //! - entries (hits and misses alike) live for a short TTL ([`DEFAULT_TTL`], 5 s), so another
-//!   replica's changes arrive within that time at the latest; the change-log follower
-//!   ([`follow_changes`]) forgets a changed server within about a second;
+//!   replica's changes arrive within that time at the latest; the change feed
+//!   ([`crate::changes`]) forgets a changed server within about a second;
 //! - the `/gateway/servers` handlers call [`ServerCache::invalidate`] after every write, so
 //!   this replica sees its own changes at once;
 //! - when the store is unavailable, an expired entry is served stale rather than failing the
@@ -16,8 +16,8 @@
 //!
 //! It also keeps which servers are `down` (health checks failing): the MCP endpoints refuse
 //! new sessions and every request on open sessions to those at once ([`ServerCache::is_down`]),
-//! fed by every record the cache reads and by the change-log follower, which the worker's
-//! status writes reach within about a second.
+//! loaded at start ([`ServerCache::load_statuses`]) and fed by every record the cache reads and
+//! by the change feed, which the worker's status writes reach within about a second.
 //!
 //! Opened secrets stay in memory only: [`ResolvedServer`]'s `Debug` redacts every environment
 //! value and header value.
@@ -25,13 +25,13 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use gateway_auth::sealing::{SealError, Sealer};
 use gateway_types::ids::{OrgId, ServerId};
 use gateway_types::model::{McpServer, ServerStatus};
-use gateway_types::store::{ChangeLogStore, ServerStore, StoreError};
+use gateway_types::store::{ServerStore, StoreError};
 use serde::Deserialize;
 
 /// How long an entry is used before the store is asked again.
@@ -183,6 +183,10 @@ pub(crate) struct ServerCache {
     generation: AtomicU64,
     /// Servers whose status is `down` (or the older `error`).
     down: RwLock<HashSet<ServerId>>,
+    /// How each server handed out connects ([`connection_print`]), to notice changes.
+    connections: Mutex<HashMap<ServerId, u64>>,
+    /// Told when a server handed out connects differently now.
+    on_change: Option<Box<dyn Fn(ServerId) + Send + Sync>>,
 }
 
 impl fmt::Debug for ServerCache {
@@ -204,6 +208,8 @@ impl ServerCache {
             entries: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             down: RwLock::new(HashSet::new()),
+            connections: Mutex::new(HashMap::new()),
+            on_change: None,
         }
     }
 
@@ -225,20 +231,6 @@ impl ServerCache {
         } else {
             set.remove(&server);
         }
-    }
-
-    /// Rereads one server after a change: forgets what is cached about it and records its
-    /// status (a deleted server is not down, it is gone).
-    ///
-    /// # Errors
-    /// The store failed; the cache entry is forgotten all the same.
-    pub(crate) async fn refresh(&self, org: OrgId, server: ServerId) -> Result<(), StoreError> {
-        self.invalidate(org, server);
-        match self.store.get(org, server).await? {
-            Some(record) => self.note_status(record.id, record.status),
-            None => self.note_status(server, ServerStatus::Active),
-        }
-        Ok(())
     }
 
     /// Records the status of every server (at start).
@@ -309,9 +301,13 @@ impl ServerCache {
         }
         let value = match record {
             None => None,
-            Some(record) => Some(Arc::new(
-                ResolvedServer::open(record, &self.sealer).map_err(|e| StoreError::Internal(Box::new(e)))?,
-            )),
+            Some(record) => {
+                self.learn(&record);
+                Some(Arc::new(
+                    ResolvedServer::open(record, &self.sealer)
+                        .map_err(|e| StoreError::Internal(Box::new(e)))?,
+                ))
+            }
         };
         self.insert(key, value.clone(), generation);
         Ok(value)
@@ -351,71 +347,73 @@ impl ServerCache {
                     .is_some_and(|resolved| resolved.record.id != server)
         });
     }
-}
 
-/// How often the change log is polled for server changes.
-pub(crate) const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
-/// Change-log entries read per poll.
-const FOLLOW_BATCH: u32 = 500;
+    /// Calls `f` with a server's id whenever this cache learns that the server now connects
+    /// differently from the version it handed out before (live sessions on it must end).
+    pub(crate) fn on_connection_change(mut self, f: impl Fn(ServerId) + Send + Sync + 'static) -> Self {
+        self.on_change = Some(Box::new(f));
+        self
+    }
 
-/// Follows the change log (every [`FOLLOW_INTERVAL`]): every server created, changed or
-/// deleted anywhere (another replica, the worker's status writes, configuration) is
-/// forgotten by the cache and its status reread. Runs until the task is aborted; a store
-/// failure is logged and retried on the next tick (the TTL still bounds staleness).
-pub(crate) async fn follow_changes(cache: Arc<ServerCache>, changes: Arc<dyn ChangeLogStore>) {
-    let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last: Option<i64> = None;
-    loop {
-        tick.tick().await;
-        let after = match last {
-            Some(id) => id,
-            None => match changes.latest_id().await {
-                Ok(id) => {
-                    // Statuses as of now; later changes come from the log.
-                    if let Err(err) = cache.load_statuses().await {
-                        tracing::warn!(
-                            error.chain = gateway_types::error::error_chain(&err),
-                            "could not read server statuses; will retry"
-                        );
-                        continue;
-                    }
-                    last = Some(id);
-                    continue;
-                }
-                Err(err) => {
-                    tracing::warn!(
-                        error.chain = gateway_types::error::error_chain(&err),
-                        "could not read the change log; will retry"
-                    );
-                    continue;
-                }
-            },
-        };
-        let entries = match changes.since(after, FOLLOW_BATCH).await {
-            Ok(entries) => entries,
-            Err(err) => {
-                tracing::warn!(
-                    error.chain = gateway_types::error::error_chain(&err),
-                    "could not read the change log; will retry"
-                );
-                continue;
-            }
-        };
-        for entry in &entries {
-            if entry.kind == "server"
-                && let Ok(server) = entry.entity_id.parse::<ServerId>()
-                && let Err(err) = cache.refresh(entry.org_id, server).await
-            {
-                tracing::warn!(
-                    server.id = %server,
-                    error.chain = gateway_types::error::error_chain(&err),
-                    "could not reread a changed server"
-                );
-            }
-            last = Some(entry.id);
+    /// Remembers how a server connects; tells [`Self::on_connection_change`]'s callback when
+    /// that differs from what was handed out before.
+    fn learn(&self, record: &McpServer) {
+        let print = connection_print(record);
+        let before = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(record.id, print);
+        if before.is_some_and(|b| b != print)
+            && let Some(f) = &self.on_change
+        {
+            f(record.id);
         }
     }
+
+    /// Applies a change another writer made (the change feed): forgets the server's entries
+    /// and, for a server this process has handed out, learns its new version (`None`: gone).
+    pub(crate) fn apply_change(&self, org: OrgId, server: ServerId, now: Option<&McpServer>) {
+        self.invalidate(org, server);
+        // A status written elsewhere (the health checks) applies at once; a server gone is not down.
+        match now {
+            Some(record) => self.note_status(record.id, record.status),
+            None => self.note_status(server, ServerStatus::Active),
+        }
+        let known = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&server);
+        match now {
+            Some(record) if known => self.learn(record),
+            Some(_) => {}
+            None => {
+                self.connections
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&server);
+            }
+        }
+    }
+}
+
+/// A fingerprint of how a server is reached (status and descriptive fields aside): two
+/// versions with the same print connect alike.
+fn connection_print(r: &McpServer) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    r.protocol.as_str().hash(&mut h);
+    r.url.hash(&mut h);
+    r.command.hash(&mut h);
+    r.args.hash(&mut h);
+    r.environment.as_ref().map(|s| &s.0).hash(&mut h);
+    r.credentials.as_ref().map(|s| &s.0).hash(&mut h);
+    r.working_dir.hash(&mut h);
+    r.timeout_seconds.hash(&mut h);
+    r.max_retries.hash(&mut h);
+    session_mode_of(r).hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]

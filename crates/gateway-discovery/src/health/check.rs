@@ -164,6 +164,9 @@ async fn exchange(
             None | Some(LinkEvent::Closed { .. }) => {
                 return Err(format!("the connection closed before {what} was answered"));
             }
+            Some(LinkEvent::Exited { .. }) => {
+                return Err(format!("the process exited before {what} was answered"));
+            }
             Some(LinkEvent::Message { message, .. }) => match message {
                 Message::Response(r) if r.id == RequestId::Number(id) => return Ok(()),
                 Message::Error(e) if e.id == Some(RequestId::Number(id)) => {
