@@ -167,6 +167,8 @@ pub struct HealthChecksConfig {
     pub concurrency: usize,
     /// Request logs are rolled into each server's counters (`server_stats`) this often.
     pub stats_interval_seconds: u64,
+    /// Health-check results older than this many days are deleted (with each roll-up).
+    pub retention_days: u32,
 }
 
 impl Default for HealthChecksConfig {
@@ -180,6 +182,7 @@ impl Default for HealthChecksConfig {
             recover_after: 2,
             concurrency: 8,
             stats_interval_seconds: 3600,
+            retention_days: 7,
         }
     }
 }
@@ -962,6 +965,11 @@ impl GatewayConfig {
             (60..=86_400).contains(&h.stats_interval_seconds),
             "health_checks.stats_interval_seconds",
             "must be between 60 and 86400",
+        );
+        check(
+            (1..=3650).contains(&h.retention_days),
+            "health_checks.retention_days",
+            "must be between 1 and 3650",
         );
         check(
             (1..=3600).contains(&self.policies.reload_interval_seconds),

@@ -55,6 +55,8 @@ pub struct HealthSettings {
     pub concurrency: usize,
     /// Request logs are rolled into server counters at multiples of this.
     pub stats_interval: Duration,
+    /// Results older than this are deleted (with each roll-up).
+    pub retention: Duration,
 }
 
 impl From<&HealthChecksConfig> for HealthSettings {
@@ -69,6 +71,7 @@ impl From<&HealthChecksConfig> for HealthSettings {
             },
             concurrency: c.concurrency.max(1),
             stats_interval: Duration::from_secs(c.stats_interval_seconds.max(1)),
+            retention: Duration::from_secs(u64::from(c.retention_days.max(1)) * 86_400),
         }
     }
 }
@@ -287,7 +290,8 @@ impl HealthJob {
         Ok(CheckDone::Checked { outcome, transition })
     }
 
-    /// Rolls request logs up to `until` into every server's counters (once, under a lock).
+    /// Rolls request logs up to `until` into every server's counters and deletes health-check
+    /// results older than the retention before `until` (once, under a lock).
     /// Returns how many servers' counters changed, or `None` when another worker is at it.
     ///
     /// # Errors
@@ -296,9 +300,19 @@ impl HealthJob {
         let Some(lock) = self.stores.locks.try_lock("server-stats").await? else {
             return Ok(None);
         };
-        let result = self.stores.health.roll_up_requests(until).await;
+        let result = self.roll_up_locked(until).await;
         lock.release().await;
-        Ok(Some(result?))
+        result.map(Some)
+    }
+
+    async fn roll_up_locked(&self, until: DateTime<Utc>) -> Result<u64, HealthError> {
+        let changed = self.stores.health.roll_up_requests(until).await?;
+        let horizon = chrono::TimeDelta::from_std(self.settings.retention).unwrap_or(chrono::TimeDelta::MAX);
+        let pruned = self.stores.health.delete_before(until - horizon).await?;
+        if pruned > 0 {
+            tracing::info!(rows = pruned, "old health-check results deleted");
+        }
+        Ok(changed)
     }
 
     /// Runs rounds every `interval` and roll-ups at every `stats_interval` boundary until

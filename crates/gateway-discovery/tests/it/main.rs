@@ -66,6 +66,7 @@ fn job(stores: Stores, interval: Duration) -> HealthJob {
         },
         concurrency: 4,
         stats_interval: Duration::from_secs(3600),
+        retention: Duration::from_secs(7 * 86_400),
     };
     HealthJob::new(
         stores,
@@ -137,7 +138,8 @@ macro_rules! on_both {
 
 on_both!(
     failures_degrade_then_take_a_server_down,
-    concurrent_workers_check_once
+    concurrent_workers_check_once,
+    roll_up_prunes_old_results_once
 );
 
 async fn failures_degrade_then_take_a_server_down(db: &TestDb) {
@@ -224,5 +226,39 @@ async fn concurrent_workers_check_once(db: &TestDb) {
             .unwrap()
             .len(),
         1
+    );
+}
+
+async fn roll_up_prunes_old_results_once(db: &TestDb) {
+    let (org, server) = fixture(db).await;
+    let st = db.stores();
+    let now = chrono::Utc::now();
+    for days in [30, 8, 1] {
+        st.health
+            .record(
+                org,
+                gateway_types::model::NewHealthCheck {
+                    server_id: server.id,
+                    status: HealthStatus::Healthy,
+                    latency_ms: Some(1),
+                    error: None,
+                    checked_at: now - chrono::TimeDelta::days(days),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let job = job(st.clone(), Duration::from_secs(30));
+    // Another worker at it: nothing happens here.
+    let held = st.locks.try_lock("server-stats").await.unwrap().unwrap();
+    assert_eq!(job.roll_up(now).await.unwrap(), None);
+    assert_eq!(st.health.history(org, server.id, 10).await.unwrap().len(), 3);
+    held.release().await;
+    assert_eq!(job.roll_up(now).await.unwrap(), Some(0));
+    let kept = st.health.history(org, server.id, 10).await.unwrap();
+    assert_eq!(kept.len(), 1, "results older than 7 days are gone: {kept:?}");
+    assert!(
+        st.health.stats(org, server.id).await.unwrap().is_some(),
+        "the roll-up gave it counters"
     );
 }
