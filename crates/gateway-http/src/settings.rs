@@ -29,7 +29,7 @@ pub const EMBEDDED_PRODUCTION: &str = include_str!("../../../config/production.y
 pub type SettingsError = ConfigErrors;
 
 /// Keys whose environment-variable form is a comma-separated list.
-const LIST_KEYS: &[&str] = &["server.cors.allowed_origins"];
+const LIST_KEYS: &[&str] = &["server.cors.allowed_origins", "server.trusted_proxies"];
 
 /// Where the configuration comes from.
 #[derive(Clone, Debug, Default)]
