@@ -193,16 +193,14 @@ fn retry_after(quota: Quota, counts: Counts, elapsed_ms: u64) -> u64 {
         // The current window has room; the previous one's weight must shrink until
         // p·(W − e') ≤ (limit − c − 1)·W, i.e. e' ≥ W − ⌊(limit − c − 1)·W / p⌋.
         let room = limit - c - 1;
-        let target = if p == 0 { e } else { w - min(w, room * w / p) };
+        let target = (room * w).checked_div(p).map_or(e, |free| w - min(w, free));
         target.saturating_sub(e)
     } else {
         // Full: wait for the next window, where this one's count is the previous one:
         // c·(W − e'') ≤ (limit − 1)·W.
-        let target = if c == 0 {
-            0
-        } else {
-            w - min(w, (limit - 1) * w / c)
-        };
+        let target = ((limit - 1) * w)
+            .checked_div(c)
+            .map_or(0, |free| w - min(w, free));
         (w - e) + target
     };
     u64::try_from(wait).unwrap_or(u64::MAX)
