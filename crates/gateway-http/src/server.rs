@@ -11,11 +11,12 @@ use actix_web::{App, HttpServer, web};
 use crate::error::{json_config, path_config, payload_config, query_config};
 use crate::metrics::run_upkeep;
 use crate::middleware::{Edge, EdgePolicy};
+use crate::ratelimit::RateLimiting;
 use crate::routes;
 use crate::state::AppState;
 
 /// The application as one actix worker runs it: state, extractor limits and error handlers,
-/// routes, the JSON 404, and the edge middleware around everything.
+/// routes, the JSON 404, the rate-limit middleware, and the edge middleware around everything.
 pub(crate) fn app(
     state: AppState,
 ) -> App<
@@ -29,11 +30,13 @@ pub(crate) fn app(
 > {
     let policy = EdgePolicy::from_config(&state.config);
     let limit = state.config.server.max_body_bytes;
+    let limiting = RateLimiting::new(state.clone());
     App::new()
         .app_data(web::Data::new(state))
         .configure(|cfg| extractor_configs(cfg, limit))
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))
+        .wrap(limiting)
         .wrap(Edge::new(policy))
 }
 
@@ -88,9 +91,16 @@ pub async fn serve(
                 gateway_types::error::error_chain(&e)
             ))
         })?;
+    // Stored rate limits: without them the configuration's still apply, so a failure here
+    // is a warning, and the periodic reload keeps trying.
+    if let Err(err) = reload_rate_limits_once(&state).await {
+        tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not load the stored rate limits; the configuration's apply until the next reload");
+    }
     let key_usage = tokio::spawn(flush_key_usage(state.clone()));
     let hub_upkeep = tokio::spawn(std::sync::Arc::clone(&state.hub).run_upkeep());
     let policy_reload = tokio::spawn(reload_policies(state.clone()));
+    let limits_upkeep = tokio::spawn(rate_limit_upkeep(state.clone()));
+    let limits_usage = tokio::spawn(flush_rate_limit_usage(state.clone()));
 
     let factory_state = state.clone();
     let server = HttpServer::new(move || app(factory_state.clone()))
@@ -124,8 +134,14 @@ pub async fn serve(
     key_usage.abort();
     policy_reload.abort();
     hub_upkeep.abort();
+    limits_upkeep.abort();
+    limits_usage.abort();
     // Every MCP session ends; stdio servers get their grace period, then no process survives.
     state.hub.shutdown().await;
+    // Last rate-limit usage counts.
+    if let Err(err) = state.limits.flush_usage(state.stores.rate_limits.as_ref()).await {
+        tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record rate-limit usage at shutdown");
+    }
     // Last batch of API-key `last_used_at` times.
     if let Err(err) = state.auth.flush_key_usage().await {
         tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record API key usage at shutdown");
@@ -174,6 +190,54 @@ async fn reload_policies(state: AppState) {
             .await;
         if let Err(err) = result {
             tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not reload policies; keeping the current ones");
+        }
+    }
+}
+
+async fn reload_rate_limits_once(state: &AppState) -> Result<(), gateway_types::store::StoreError> {
+    state
+        .limits
+        .reload_all(
+            state.stores.organizations.as_ref(),
+            state.stores.rate_limits.as_ref(),
+        )
+        .await
+}
+
+/// Rebuilds every organization's rate-limit rules every `rate_limit.reload_interval_seconds`
+/// (rules written through another replica, organizations created or re-planned since), and
+/// drops idle in-memory counters. A failed reload keeps the current rules.
+async fn rate_limit_upkeep(state: AppState) {
+    let every = Duration::from_secs(state.config.rate_limit.reload_interval_seconds.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // immediate; serve() has just loaded them
+    loop {
+        tick.tick().await;
+        if let Err(err) = reload_rate_limits_once(&state).await {
+            tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not reload rate limits; keeping the current ones");
+        }
+        let dropped = state.limits.limiter().sweep();
+        if dropped > 0 {
+            tracing::debug!(
+                ratelimit.keys_dropped = dropped,
+                "idle rate-limit counters dropped"
+            );
+        }
+    }
+}
+
+/// Writes rate-limit usage (per rule and minute) every `rate_limit.usage_flush_seconds`, in
+/// one batch; a failed write keeps the counts for the next one.
+async fn flush_rate_limit_usage(state: AppState) {
+    let every = Duration::from_secs(state.config.rate_limit.usage_flush_seconds.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(err) = state.limits.flush_usage(state.stores.rate_limits.as_ref()).await {
+            tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record rate-limit usage; will retry");
         }
     }
 }

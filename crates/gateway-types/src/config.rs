@@ -473,6 +473,8 @@ pub struct RedisConfig {
     pub pool_size: usize,
     /// Time to connect or to answer one command before Redis counts as down.
     pub timeout_ms: u64,
+    /// Prefix of every key the gateway writes (deployments sharing one Redis use their own).
+    pub key_prefix: String,
 }
 
 impl Default for RedisConfig {
@@ -481,6 +483,7 @@ impl Default for RedisConfig {
             url: None,
             pool_size: 16,
             timeout_ms: 250,
+            key_prefix: "mcpgw:".into(),
         }
     }
 }
@@ -826,6 +829,11 @@ impl GatewayConfig {
             (1..=60_000).contains(&self.redis.timeout_ms),
             "redis.timeout_ms",
             "must be between 1 and 60000",
+        );
+        check(
+            self.redis.key_prefix.len() <= 64 && self.redis.key_prefix.bytes().all(|b| b.is_ascii_graphic()),
+            "redis.key_prefix",
+            "must be at most 64 printable characters without spaces",
         );
 
         let a = &self.auth;

@@ -35,7 +35,7 @@ use crate::routes::not_allowed;
 use crate::servers_cache::ResolvedServer;
 use crate::state::AppState;
 
-pub(crate) use guard::PolicyGuard;
+pub(crate) use guard::{PolicyGuard, SessionGuard};
 
 /// Protocol revisions of the session-based era the endpoints speak.
 pub(crate) const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -233,14 +233,17 @@ async fn open_session(
         .max_sessions(state, principal.org_id)
         .await
         .map_err(|_| ErrorObject::new(codes::INTERNAL_ERROR, "internal error"))?;
-    let guard = Arc::new(PolicyGuard::new(
+    let ip = crate::client_ip::client_ip(req);
+    let policy = PolicyGuard::new(
         Arc::clone(&state.policies),
         state.auditor.clone(),
         principal,
         None,
         server.record.name.clone(),
-        req.peer_addr().map(|a| a.ip()),
-    ));
+        ip,
+    );
+    let limits = crate::ratelimit::McpLimiter::new(state, principal, ip);
+    let guard = Arc::new(SessionGuard::new(policy, limits));
     let mode = mode.unwrap_or_else(|| SessionMode::parse(&server.session_mode).unwrap_or_default());
     state
         .hub

@@ -6,6 +6,7 @@ mod health;
 mod logs;
 mod metrics;
 mod policies;
+mod rate_limits;
 mod servers;
 mod users;
 
@@ -84,6 +85,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(policies::get))
                 .route(web::put().to(policies::update))
                 .route(web::delete().to(policies::delete))
+                .default_service(not_allowed("GET, PUT, DELETE")),
+        )
+        .service(
+            web::resource("/api/admin/rate-limits")
+                .route(web::get().to(rate_limits::list))
+                .route(web::post().to(rate_limits::create))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(get_only("/api/admin/rate-limits/usage", rate_limits::usage))
+        .service(
+            web::resource("/api/admin/rate-limits/{id}")
+                .route(web::get().to(rate_limits::get))
+                .route(web::put().to(rate_limits::update))
+                .route(web::delete().to(rate_limits::delete))
                 .default_service(not_allowed("GET, PUT, DELETE")),
         )
         .service(get_only("/admin/logs", logs::list))

@@ -58,6 +58,7 @@ pub fn redis_config(url: &str) -> RedisConfig {
         url: Some(SecretString::from(url.to_owned())),
         pool_size: 16,
         timeout_ms: 1000,
+        ..RedisConfig::default()
     }
 }
 
