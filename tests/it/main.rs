@@ -15,4 +15,5 @@ mod mcp;
 mod mcp_admin;
 mod metrics;
 mod policies;
+mod rate_limits;
 mod servers;

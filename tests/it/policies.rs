@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct-horse-1";
 
-async fn token(app: &TestApp, org: gateway_types::ids::OrgId, email: &str, role: Role) -> String {
+pub(crate) async fn token(app: &TestApp, org: gateway_types::ids::OrgId, email: &str, role: Role) -> String {
     let hash = gateway_auth::password::hash(&SecretString::from(PASSWORD), 4).unwrap();
     app.stores
         .users
@@ -36,7 +36,7 @@ async fn token(app: &TestApp, org: gateway_types::ids::OrgId, email: &str, role:
         .to_owned()
 }
 
-async fn org(app: &TestApp, slug: &str) -> gateway_types::ids::OrgId {
+pub(crate) async fn org(app: &TestApp, slug: &str) -> gateway_types::ids::OrgId {
     app.stores
         .organizations
         .create(NewOrganization {
@@ -49,7 +49,13 @@ async fn org(app: &TestApp, slug: &str) -> gateway_types::ids::OrgId {
         .id
 }
 
-async fn send(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);

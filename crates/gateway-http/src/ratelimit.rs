@@ -171,6 +171,19 @@ pub(crate) async fn after_authentication(
     principal: &Principal,
 ) -> Result<(), ApiError> {
     let who = caller(principal, client_ip(req));
+    if state.limits.needs_load(who.org) {
+        // An organization created since the last reload: load its rules off the request path.
+        let (s, org) = (state.clone(), who.org);
+        state.runtime.spawn(async move {
+            let loaded = s
+                .limits
+                .reload_org(org, s.stores.organizations.as_ref(), s.stores.rate_limits.as_ref())
+                .await;
+            if let Err(err) = loaded {
+                tracing::warn!(org.id = %org, error = %gateway_types::error::error_chain(&err), "could not load an organization's rate limits; the declared ones apply until the next reload");
+            }
+        });
+    }
     let pattern = req.match_pattern();
     let route = pattern.as_deref().map(|p| (req.method().as_str(), p));
     let Some(selection) = state.limits.select_request(&who, route) else {

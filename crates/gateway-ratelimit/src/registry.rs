@@ -8,9 +8,9 @@
 //! selected levels. Snapshots are rebuilt from the stores by [`RateLimits::reload_all`]
 //! (periodically) and [`RateLimits::reload_org`] (after a write through the API).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::Utc;
 use gateway_types::config::{LimitConfig, RateLimitConfig};
@@ -128,6 +128,8 @@ pub struct RateLimits {
     orgs: RwLock<HashMap<OrgId, Arc<OrgRules>>>,
     /// For an organization not (yet) in a snapshot: declared rules and the principal default.
     unknown: Arc<OrgRules>,
+    /// Organizations whose snapshot is being loaded (see [`RateLimits::needs_load`]).
+    loading: Mutex<HashSet<OrgId>>,
     usage: UsageBook,
 }
 
@@ -228,6 +230,7 @@ impl RateLimits {
             before_auth,
             orgs: RwLock::new(HashMap::new()),
             unknown: Arc::default(),
+            loading: Mutex::default(),
             usage: UsageBook::default(),
         };
         this.unknown = Arc::new(this.build(None, &[]));
@@ -246,11 +249,28 @@ impl RateLimits {
         self.enabled
     }
 
+    /// Whether the caller should load `org`'s snapshot ([`Self::reload_org`], off the request
+    /// path): true once for an organization that has none yet (created after the last
+    /// reload), until that load ends. Until then its requests get the declared rules only.
+    #[must_use]
+    pub fn needs_load(&self, org: OrgId) -> bool {
+        if !self.enabled
+            || self
+                .orgs
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&org)
+        {
+            return false;
+        }
+        self.loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(org)
+    }
+
     fn snapshot(&self, org: OrgId) -> Arc<OrgRules> {
-        let map = self
-            .orgs
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self.orgs.read().unwrap_or_else(PoisonError::into_inner);
         map.get(&org)
             .cloned()
             .unwrap_or_else(|| Arc::clone(&self.unknown))
@@ -342,10 +362,7 @@ impl RateLimits {
             let stored = by_org.remove(&org.id).unwrap_or_default();
             fresh.insert(org.id, Arc::new(self.build(Some(&org), &stored)));
         }
-        *self
-            .orgs
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        *self.orgs.write().unwrap_or_else(PoisonError::into_inner) = fresh;
         Ok(())
     }
 
@@ -359,10 +376,24 @@ impl RateLimits {
         orgs: &dyn OrganizationStore,
         rules: &dyn RateLimitStore,
     ) -> StoreResult<()> {
+        let result = self.load_org(org, orgs, rules).await;
+        self.loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&org);
+        result
+    }
+
+    async fn load_org(
+        &self,
+        org: OrgId,
+        orgs: &dyn OrganizationStore,
+        rules: &dyn RateLimitStore,
+    ) -> StoreResult<()> {
         let Some(o) = orgs.get(org).await? else {
             self.orgs
                 .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(PoisonError::into_inner)
                 .remove(&org);
             return Ok(());
         };
@@ -370,7 +401,7 @@ impl RateLimits {
         let snapshot = Arc::new(self.build(Some(&o), &stored));
         self.orgs
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(org, snapshot);
         Ok(())
     }
