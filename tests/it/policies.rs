@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct-horse-1";
 
-pub(crate) async fn token(app: &TestApp, org: gateway_types::ids::OrgId, email: &str, role: Role) -> String {
+async fn token(app: &TestApp, org: gateway_types::ids::OrgId, email: &str, role: Role) -> String {
     let hash = gateway_auth::password::hash(&SecretString::from(PASSWORD), 4).unwrap();
     app.stores
         .users
@@ -36,7 +36,7 @@ pub(crate) async fn token(app: &TestApp, org: gateway_types::ids::OrgId, email: 
         .to_owned()
 }
 
-pub(crate) async fn org(app: &TestApp, slug: &str) -> gateway_types::ids::OrgId {
+async fn org(app: &TestApp, slug: &str) -> gateway_types::ids::OrgId {
     app.stores
         .organizations
         .create(NewOrganization {

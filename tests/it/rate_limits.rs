@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::mcp_admin::{Events, websocket, ws_next};
-use crate::policies::{org, send, token};
+use crate::policies::send;
 
 async fn app(env: &[(&str, &str)]) -> TestApp {
     let mut b = TestApp::builder().env("GATEWAY__AUTH__BCRYPT_COST", "4");
@@ -156,8 +156,8 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
     );
 
     // The audit trail sees the same client address.
-    let acme = org(&proxied, "acme").await;
-    token(&proxied, acme, "admin@acme.test", Role::Admin).await;
+    let acme = proxied.create_org("acme").await;
+    proxied.user_token(acme, "admin@acme.test", Role::Admin).await;
     let res = proxied
         .client
         .post(proxied.url("/auth/login"))
@@ -197,9 +197,9 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
 #[tokio::test]
 async fn principal_and_organization_limits_after_authentication() {
     let app = app(&[("GATEWAY__RATE_LIMIT__PRINCIPAL__LIMIT", "3")]).await;
-    let acme = org(&app, "acme").await;
-    let a = token(&app, acme, "a@acme.test", Role::Viewer).await;
-    let b = token(&app, acme, "b@acme.test", Role::Viewer).await;
+    let acme = app.create_org("acme").await;
+    let a = app.user_token(acme, "a@acme.test", Role::Viewer).await;
+    let b = app.user_token(acme, "b@acme.test", Role::Viewer).await;
     let call = |t: &str| {
         app.client
             .get(app.url("/gateway/servers"))
@@ -208,7 +208,7 @@ async fn principal_and_organization_limits_after_authentication() {
     };
     // The organization was created after the gateway loaded its rules: its first request
     // loads them (off the request path), so its plan's limit soon applies.
-    let warm = token(&app, acme, "warm@acme.test", Role::Viewer).await;
+    let warm = app.user_token(acme, "warm@acme.test", Role::Viewer).await;
     let started = std::time::Instant::now();
     loop {
         let res = call(&warm).await.unwrap();
@@ -249,8 +249,10 @@ async fn principal_and_organization_limits_after_authentication() {
 }
 
 async fn admin_setup(app: &TestApp, slug: &str) -> (OrgId, String) {
-    let id = org(app, slug).await;
-    let admin = token(app, id, &format!("admin@{slug}.test"), Role::Admin).await;
+    let id = app.create_org(slug).await;
+    let admin = app
+        .user_token(id, &format!("admin@{slug}.test"), Role::Admin)
+        .await;
     (id, admin)
 }
 
@@ -258,7 +260,7 @@ async fn admin_setup(app: &TestApp, slug: &str) -> (OrgId, String) {
 async fn rules_are_managed_through_the_admin_api_and_apply_live() {
     let app = app(&[]).await;
     let (acme, admin) = admin_setup(&app, "acme").await;
-    let viewer = token(&app, acme, "viewer@acme.test", Role::Viewer).await;
+    let viewer = app.user_token(acme, "viewer@acme.test", Role::Viewer).await;
     let (_, other_admin) = admin_setup(&app, "other").await;
     let list_servers = || async { send(&app, Method::GET, "/gateway/servers", &viewer, None).await.0 };
 
@@ -533,19 +535,16 @@ fn assert_limited(answers: &[Value], transport: &str) {
 #[tokio::test]
 async fn a_tool_limit_answers_every_mcp_transport_with_a_json_rpc_error() {
     let app = app(&[]).await;
-    let (acme, tokens) = crate::mcp_admin::org(
-        &app,
-        "acme",
-        &[
-            ("admin", Role::Admin),
-            ("rpc", Role::User),
-            ("http", Role::User),
-            ("sse", Role::User),
-            ("ws", Role::User),
-        ],
-    )
-    .await;
-    let [admin, rpc, http, sse, ws] = <[String; 5]>::try_from(tokens).unwrap();
+    let acme = app.create_org("acme").await;
+    let admin = app.user_token(acme, "admin@acme.test", Role::Admin).await;
+    let mut users = Vec::new();
+    for name in ["rpc", "http", "sse", "ws"] {
+        users.push(
+            app.user_token(acme, &format!("{name}@acme.test"), Role::User)
+                .await,
+        );
+    }
+    let [rpc, http, sse, ws] = <[String; 4]>::try_from(users).unwrap();
     app.stores
         .servers
         .create(

@@ -237,6 +237,16 @@ class Conn:
     def prompt(self, name: str) -> str:
         return f"{self.args.prompt_prefix}{name}"
 
+    def uri(self, uri: str) -> str:
+        return f"{self.args.resource_prefix}{uri}"
+
+    async def first_resource(self) -> str:
+        """The first listed resource under the resource prefix (the server the tools belong to)."""
+        res = await self.s.list_resources()
+        uris = [str(r.uri) for r in res.resources if str(r.uri).startswith(self.args.resource_prefix)]
+        expect(len(uris) > 0, f"no resource under {self.args.resource_prefix!r} among {len(res.resources)}")
+        return uris[0]
+
     async def call(self, name: str, arguments: dict[str, Any] | None = None, **kw: Any) -> types.CallToolResult:
         result = await self.s.call_tool(self.tool(name), arguments or {}, **kw)
         expect(not result.is_error, f"{self.tool(name)} returned isError: {short(tool_text(result))}")
@@ -517,15 +527,13 @@ async def sc_resources(ctx: Ctx) -> None:
         return f"{len(res.resources)} resources, first {res.resources[0].uri}"
 
     async def read() -> str:
-        res = await conn.s.list_resources()
-        expect(len(res.resources) > 0, "no resource to read")
-        uri = str(res.resources[0].uri)
+        uri = await conn.first_resource()
         out = await conn.s.read_resource(uri)
         expect(len(out.contents) > 0, f"read {uri}: no contents")
         first = out.contents[0]
         size = len(getattr(first, "text", None) or getattr(first, "blob", "") or "")
         expect(str(first.uri) == uri and size > 0, f"read {uri}: got uri {first.uri} size {size}")
-        dyn = await conn.s.read_resource("demo://resource/dynamic/text/7")
+        dyn = await conn.s.read_resource(conn.uri("demo://resource/dynamic/text/7"))
         dtext = getattr(dyn.contents[0], "text", "")
         expect("Resource 7" in dtext, f"templated read answered {short(dtext)!r}")
         return f"read {uri} ({size} chars) and demo://resource/dynamic/text/7 ({short(dtext, 80)!r})"
@@ -533,13 +541,11 @@ async def sc_resources(ctx: Ctx) -> None:
     async def templates() -> str:
         res = await conn.s.list_resource_templates()
         uris = [t.uri_template for t in res.resource_templates]
-        expect(TEXT_TEMPLATE in uris, f"{TEXT_TEMPLATE} not in {uris}")
+        expect(conn.uri(TEXT_TEMPLATE) in uris, f"{conn.uri(TEXT_TEMPLATE)} not in {uris}")
         return f"templates: {uris}"
 
     async def subscribe() -> str:
-        res = await conn.s.list_resources()
-        expect(len(res.resources) > 0, "no resource to subscribe to")
-        uri = str(res.resources[0].uri)
+        uri = await conn.first_resource()
         start = len(conn.inbox.items)
         await conn.s.subscribe_resource(uri)
         toggled = False
@@ -590,7 +596,7 @@ async def sc_completion(ctx: Ctx) -> str:
     expect(dep.completion.values == ["Engineering"], f"department 'Eng' completed to {dep.completion.values}")
     name = await conn.s.complete(ref, {"name": "name", "value": "A"}, context_arguments={"department": "Engineering"})
     expect(name.completion.values == ["Alice"], f"name 'A' (Engineering) completed to {name.completion.values}")
-    tref = types.ResourceTemplateReference(type="ref/resource", uri=TEXT_TEMPLATE)
+    tref = types.ResourceTemplateReference(type="ref/resource", uri=ctx.conn.uri(TEXT_TEMPLATE))
     rid = await conn.s.complete(tref, {"name": "resourceId", "value": "42"})
     expect(rid.completion.values == ["42"], f"resourceId '42' completed to {rid.completion.values}")
     return "prompt argument: Eng->Engineering, A+context->Alice; resource template resourceId: 42->42"
@@ -613,7 +619,7 @@ async def sc_logging(ctx: Ctx) -> str:
     got = f"notifications/message level={note.params.level} data={short(str(note.params.data), 80)!r}"
     # The level must reach the server: at `emergency` the `info` message that resources/subscribe
     # emits is filtered out there, at `debug` it arrives.
-    uri = "demo://resource/dynamic/text/1"
+    uri = conn.uri("demo://resource/dynamic/text/1")
     await conn.s.set_logging_level("emergency")
     start = len(conn.inbox.items)
     await conn.s.subscribe_resource(uri)
@@ -963,6 +969,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="largest SSE event / WebSocket frame the client accepts (SDK default is 1 MiB; default 16 MiB)")
     p.add_argument("--tool-prefix", default="", help="prefix of every tool name (a gateway's aggregate endpoint)")
     p.add_argument("--prompt-prefix", default="", help="prefix of every prompt name")
+    p.add_argument("--resource-prefix", default="", help="prefix of every resource URI (a gateway's aggregate endpoint)")
     p.add_argument("--server-stderr", action="store_true", help="stdio: show the server's stderr")
     p.add_argument("--pretty", action="store_true", help="indent the JSON output")
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v: one line per check on stderr; -vv: debug")

@@ -24,8 +24,10 @@
 )]
 
 mod app;
+mod fixtures;
 pub mod process;
 mod proxy;
 
 pub use app::{TestApp, TestAppBuilder};
+pub use fixtures::PASSWORD;
 pub use proxy::TcpProxy;

@@ -560,6 +560,12 @@ impl AuthService {
         })
     }
 
+    /// Forgets a cached key (it changed elsewhere: revoked, rescoped, deleted); the next use
+    /// reads it from the store.
+    pub fn forget_key(&self, id: ApiKeyId) {
+        lock(&self.key_cache).retain(|_, c| c.key.id != id);
+    }
+
     /// Revokes a key of the organization and forgets it from the cache at once.
     ///
     /// # Errors

@@ -27,6 +27,7 @@
 
 pub mod audit;
 pub mod authn;
+pub mod changes;
 pub mod client_ip;
 pub mod error;
 mod mcp;

@@ -99,6 +99,7 @@ pub async fn serve(
     let key_usage = tokio::spawn(flush_key_usage(state.clone()));
     let hub_upkeep = tokio::spawn(std::sync::Arc::clone(&state.hub).run_upkeep());
     let policy_reload = tokio::spawn(reload_policies(state.clone()));
+    let change_poller = tokio::spawn(crate::changes::run(state.clone()));
     let limits_upkeep = tokio::spawn(rate_limit_upkeep(state.clone()));
     let limits_usage = tokio::spawn(flush_rate_limit_usage(state.clone()));
 
@@ -133,6 +134,7 @@ pub async fn serve(
     }
     key_usage.abort();
     policy_reload.abort();
+    change_poller.abort();
     hub_upkeep.abort();
     limits_upkeep.abort();
     limits_usage.abort();
@@ -204,25 +206,54 @@ async fn reload_rate_limits_once(state: &AppState) -> Result<(), gateway_types::
         .await
 }
 
-/// Rebuilds every organization's rate-limit rules every `rate_limit.reload_interval_seconds`
-/// (rules written through another replica, organizations created or re-planned since), and
-/// drops idle in-memory counters. A failed reload keeps the current rules.
+/// Keeps the rate-limit rules current: an organization's snapshot is rebuilt when the change
+/// feed reports a change to its rules or to the organization (its plan) — written through any
+/// replica — and every snapshot every `rate_limit.reload_interval_seconds` (and after the feed
+/// overflowed), which also drops idle in-memory counters. A failed reload keeps the current
+/// rules.
 async fn rate_limit_upkeep(state: AppState) {
+    use tokio::sync::broadcast::error::RecvError;
     let every = Duration::from_secs(state.config.rate_limit.reload_interval_seconds.max(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // immediate; serve() has just loaded them
+    let mut changes = state.changes.subscribe();
     loop {
-        tick.tick().await;
-        if let Err(err) = reload_rate_limits_once(&state).await {
+        let org = tokio::select! {
+            _ = tick.tick() => None,
+            change = changes.recv() => match change {
+                Ok(c) if c.kind == crate::changes::kind::RATE_LIMIT
+                    || c.kind == crate::changes::kind::ORGANIZATION => Some(c.org_id),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => None,
+                // The feed lives as long as the state; were it gone, the ticks still reload.
+                Err(RecvError::Closed) => {
+                    tick.tick().await;
+                    None
+                }
+            },
+        };
+        let s = &state.stores;
+        let result = match org {
+            Some(org) => {
+                state
+                    .limits
+                    .reload_org(org, s.organizations.as_ref(), s.rate_limits.as_ref())
+                    .await
+            }
+            None => {
+                let dropped = state.limits.limiter().sweep();
+                if dropped > 0 {
+                    tracing::debug!(
+                        ratelimit.keys_dropped = dropped,
+                        "idle rate-limit counters dropped"
+                    );
+                }
+                reload_rate_limits_once(&state).await
+            }
+        };
+        if let Err(err) = result {
             tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not reload rate limits; keeping the current ones");
-        }
-        let dropped = state.limits.limiter().sweep();
-        if dropped > 0 {
-            tracing::debug!(
-                ratelimit.keys_dropped = dropped,
-                "idle rate-limit counters dropped"
-            );
         }
     }
 }

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use gateway_auth::sealing::{SealError, Sealer};
@@ -175,6 +175,10 @@ pub(crate) struct ServerCache {
     /// Bumped by every invalidation: a lookup that started before one does not cache what it
     /// read (it may predate the write).
     generation: AtomicU64,
+    /// How each server handed out connects ([`connection_print`]), to notice changes.
+    connections: Mutex<HashMap<ServerId, u64>>,
+    /// Told when a server handed out connects differently now.
+    on_change: Option<Box<dyn Fn(ServerId) + Send + Sync>>,
 }
 
 impl fmt::Debug for ServerCache {
@@ -195,6 +199,8 @@ impl ServerCache {
             ttl,
             entries: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            connections: Mutex::new(HashMap::new()),
+            on_change: None,
         }
     }
 
@@ -248,9 +254,13 @@ impl ServerCache {
         };
         let value = match record {
             None => None,
-            Some(record) => Some(Arc::new(
-                ResolvedServer::open(record, &self.sealer).map_err(|e| StoreError::Internal(Box::new(e)))?,
-            )),
+            Some(record) => {
+                self.learn(&record);
+                Some(Arc::new(
+                    ResolvedServer::open(record, &self.sealer)
+                        .map_err(|e| StoreError::Internal(Box::new(e)))?,
+                ))
+            }
         };
         self.insert(key, value.clone(), generation);
         Ok(value)
@@ -290,6 +300,68 @@ impl ServerCache {
                     .is_some_and(|resolved| resolved.record.id != server)
         });
     }
+
+    /// Calls `f` with a server's id whenever this cache learns that the server now connects
+    /// differently from the version it handed out before (live sessions on it must end).
+    pub(crate) fn on_connection_change(mut self, f: impl Fn(ServerId) + Send + Sync + 'static) -> Self {
+        self.on_change = Some(Box::new(f));
+        self
+    }
+
+    /// Remembers how a server connects; tells [`Self::on_connection_change`]'s callback when
+    /// that differs from what was handed out before.
+    fn learn(&self, record: &McpServer) {
+        let print = connection_print(record);
+        let before = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(record.id, print);
+        if before.is_some_and(|b| b != print)
+            && let Some(f) = &self.on_change
+        {
+            f(record.id);
+        }
+    }
+
+    /// Applies a change another writer made (the change feed): forgets the server's entries
+    /// and, for a server this process has handed out, learns its new version (`None`: gone).
+    pub(crate) fn apply_change(&self, org: OrgId, server: ServerId, now: Option<&McpServer>) {
+        self.invalidate(org, server);
+        let known = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&server);
+        match now {
+            Some(record) if known => self.learn(record),
+            Some(_) => {}
+            None => {
+                self.connections
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&server);
+            }
+        }
+    }
+}
+
+/// A fingerprint of how a server is reached (status and descriptive fields aside): two
+/// versions with the same print connect alike.
+fn connection_print(r: &McpServer) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    r.protocol.as_str().hash(&mut h);
+    r.url.hash(&mut h);
+    r.command.hash(&mut h);
+    r.args.hash(&mut h);
+    r.environment.as_ref().map(|s| &s.0).hash(&mut h);
+    r.credentials.as_ref().map(|s| &s.0).hash(&mut h);
+    r.working_dir.hash(&mut h);
+    r.timeout_seconds.hash(&mut h);
+    r.max_retries.hash(&mut h);
+    session_mode_of(r).hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]

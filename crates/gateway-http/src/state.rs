@@ -89,6 +89,8 @@ pub struct AppState {
     /// Server lookups by id or name with secrets opened, for the MCP endpoints; the
     /// `/gateway/servers` handlers invalidate it on every write.
     pub(crate) servers: Arc<ServerCache>,
+    /// Changes written through any replica, from the change-log poller ([`crate::changes`]).
+    pub changes: crate::changes::ChangeFeed,
     /// Rate-limit rules in force and the limiter (Redis or in-memory).
     pub limits: Arc<RateLimits>,
     /// `server.trusted_proxies`, for [`crate::client_ip::client_ip`].
@@ -114,15 +116,24 @@ impl AppState {
         let hub = build_hub(&config, &stores, runtime.clone())?;
         let auditor = Auditor::spawn(stores.audit.clone(), &runtime, AuditorOptions::default());
         let sealer = Arc::new(Sealer::from_config(&config.secrets).map_err(StateError::Secrets)?);
-        let servers = Arc::new(ServerCache::new(
-            stores.servers.clone(),
-            Arc::clone(&sealer),
-            servers_cache::DEFAULT_TTL,
-        ));
         let limits = Arc::new(build_limits(&config, &runtime)?);
         let trusted_proxies = Arc::new(
             TrustedProxies::parse(&config.server.trusted_proxies)
                 .map_err(|(i, e)| StateError::RateLimit(format!("server.trusted_proxies[{i}]: {e}")))?,
+        );
+        let on_change = Arc::downgrade(&hub);
+        let servers = Arc::new(
+            ServerCache::new(
+                stores.servers.clone(),
+                Arc::clone(&sealer),
+                servers_cache::DEFAULT_TTL,
+            )
+            // Sessions on a server that connects differently now end (stdio processes stop).
+            .on_connection_change(move |id| {
+                if let Some(hub) = on_change.upgrade() {
+                    hub.drop_server(id);
+                }
+            }),
         );
         Ok(Self {
             limits,
@@ -134,6 +145,7 @@ impl AppState {
             auditor,
             sealer,
             servers,
+            changes: crate::changes::ChangeFeed::new(),
             config,
             stores,
             started_at: Instant::now(),

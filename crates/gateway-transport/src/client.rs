@@ -106,6 +106,7 @@ pub struct ClientSession {
     transport: ClientTransport,
     upstream: UpstreamSession,
     owns_upstream: bool,
+    federated: bool,
     guard: Arc<dyn Guard>,
     outbound: Reply,
     outbound_rx: Mutex<Option<mpsc::Receiver<Message>>>,
@@ -144,14 +145,20 @@ pub struct SessionBuffers {
 static CLIENT_KEYS: AtomicU64 = AtomicU64::new(1);
 
 impl ClientSession {
-    /// A session over `upstream` (shared with others unless `owns_upstream`).
+    /// A session over `upstream` (shared with others unless `owns_upstream`). A `federated`
+    /// session's upstream is a namespace federation and `server_id` the namespace's id.
     #[must_use]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "everything a session is made of; the hub is the one caller"
+    )]
     pub fn new(
         owner: Owner,
         server_id: ServerId,
         transport: ClientTransport,
         upstream: UpstreamSession,
         owns_upstream: bool,
+        federated: bool,
         guard: Arc<dyn Guard>,
         buffers: SessionBuffers,
     ) -> Arc<Self> {
@@ -166,6 +173,7 @@ impl ClientSession {
             transport,
             upstream,
             owns_upstream,
+            federated,
             guard,
             outbound: tx,
             outbound_rx: Mutex::new(Some(rx)),
@@ -215,6 +223,12 @@ impl ClientSession {
     #[must_use]
     pub fn owns_upstream(&self) -> bool {
         self.owns_upstream
+    }
+
+    /// Whether the session is a namespace federation (its `server_id` is the namespace's id).
+    #[must_use]
+    pub fn is_federated(&self) -> bool {
+        self.federated
     }
 
     /// The SSE event log.

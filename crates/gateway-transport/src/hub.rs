@@ -24,6 +24,7 @@ use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 
 use crate::client::{ClientSession, ClientTransport, Guard, Owner, SessionBuffers};
+use crate::federation::{FederationConnector, MemberSpec, Naming};
 use crate::link::{Connectors, UpstreamSpec};
 use crate::stdio::ProcessTable;
 use crate::upstream::{Phase, RestartPolicy, UpstreamSession};
@@ -328,6 +329,7 @@ impl Hub {
         if max_sessions > 0 && count >= max_sessions {
             return Err(OpenError::SessionLimit { limit: max_sessions });
         }
+        let spec_is_stdio = spec.protocol == ServerProtocol::Stdio;
         let (upstream, owns) = match mode {
             SessionMode::PerClient => (self.new_upstream(spec), true),
             SessionMode::Shared => {
@@ -351,15 +353,80 @@ impl Hub {
                 (upstream, false)
             }
         };
+        let stdio = owns && spec_is_stdio;
         let session = ClientSession::new(
             owner,
             server_id,
             transport,
             upstream,
             owns,
+            false,
             guard,
             self.settings.buffers,
         );
+        let session = self.register(t, session);
+        if stdio && let Some(recorder) = &self.recorder {
+            self.runtime
+                .spawn(record_process(Arc::clone(&session), recorder.clone()));
+        }
+        Ok(session)
+    }
+
+    /// Opens a client session on a namespace federation: its upstream is a
+    /// [`FederationConnector`] over `members`, private to the session. `namespace` stands in
+    /// for the server id (sessions are found by it; the session record names no server).
+    ///
+    /// # Errors
+    /// The organization's session limit is reached, or the hub is shutting down.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "everything a federated session is made of; one call site"
+    )]
+    pub fn open_federated(
+        &self,
+        owner: Owner,
+        spec: UpstreamSpec,
+        members: Vec<MemberSpec>,
+        naming: Naming,
+        namespace: ServerId,
+        transport: ClientTransport,
+        max_sessions: u32,
+    ) -> Result<Arc<ClientSession>, OpenError> {
+        let t = self.lock();
+        if t.shutting_down {
+            return Err(OpenError::ShuttingDown);
+        }
+        let count = t.per_org.get(&owner.org_id).copied().unwrap_or(0);
+        if max_sessions > 0 && count >= max_sessions {
+            return Err(OpenError::SessionLimit { limit: max_sessions });
+        }
+        let connector = Arc::new(FederationConnector::new(
+            members,
+            self.connectors.clone(),
+            self.settings.restart,
+            self.runtime.clone(),
+            naming,
+        ));
+        let upstream = UpstreamSession::new(spec, connector, self.settings.restart, self.runtime.clone());
+        let session = ClientSession::new(
+            owner,
+            namespace,
+            transport,
+            upstream,
+            true,
+            true,
+            Arc::new(crate::client::AllowAll),
+            self.settings.buffers,
+        );
+        Ok(self.register(t, session))
+    }
+
+    /// Adds an opened session to the tables, records and announces it.
+    fn register(
+        &self,
+        mut t: std::sync::MutexGuard<'_, Tables>,
+        session: Arc<ClientSession>,
+    ) -> Arc<ClientSession> {
         *t.per_org.entry(session.owner().org_id).or_insert(0) += 1;
         t.sessions.insert(session.id(), Arc::clone(&session));
         drop(t);
@@ -372,7 +439,7 @@ impl Hub {
                 transport: session.transport(),
             },
         );
-        Ok(session)
+        session
     }
 
     /// Subscribes to the lifecycle events of every organization (filter by
@@ -668,7 +735,7 @@ impl Hub {
         let owner = session.owner().clone();
         let new = NewMcpSession {
             id: session.id(),
-            server_id: Some(session.server_id()),
+            server_id: (!session.is_federated()).then(|| session.server_id()),
             namespace_id: owner.namespace_id,
             user_id: owner.user_id,
             api_key_id: owner.api_key_id,
@@ -708,6 +775,45 @@ const RECORD_QUEUE: usize = 4096;
 enum Record {
     Open(OrgId, NewMcpSession),
     Close(OrgId, SessionId, McpSessionPatch),
+    Update(OrgId, SessionId, McpSessionPatch),
+}
+
+/// How long a closed session's record still follows its process (to note it stopped).
+const PROCESS_RECORD_GRACE: Duration = Duration::from_secs(10);
+
+/// Records a per-client stdio session's process as it changes: its pid when it starts (and
+/// restarts), `exited` with the exit code when it dies, `stopped` when the gateway ends it.
+async fn record_process(session: Arc<ClientSession>, recorder: mpsc::Sender<Record>) {
+    let mut rx = session.upstream().process_state();
+    let org = session.owner().org_id;
+    let id = session.id();
+    loop {
+        let changed = if session.is_closed() {
+            match tokio::time::timeout(PROCESS_RECORD_GRACE, rx.changed()).await {
+                Ok(r) => r,
+                Err(_) => return,
+            }
+        } else {
+            tokio::select! {
+                r = rx.changed() => r,
+                () = session.closed() => continue,
+            }
+        };
+        if changed.is_err() {
+            return;
+        }
+        let state = *rx.borrow_and_update();
+        let patch = McpSessionPatch {
+            process_pid: Some(state.pid.and_then(|p| i32::try_from(p).ok())),
+            process_status: Some(state.status.map(str::to_owned)),
+            exit_code: Some(state.exit_code),
+            ..McpSessionPatch::default()
+        };
+        record(&recorder, Record::Update(org, id, patch));
+        if session.is_closed() && state.status != Some("running") {
+            return;
+        }
+    }
 }
 
 fn record(recorder: &mpsc::Sender<Record>, rec: Record) {
@@ -721,7 +827,9 @@ async fn record_sessions(store: Arc<dyn SessionStore>, mut rx: mpsc::Receiver<Re
     while let Some(rec) = rx.recv().await {
         let result = match rec {
             Record::Open(org, new) => store.create(org, new).await.map(|_| ()),
-            Record::Close(org, id, patch) => store.update(org, id, patch).await.map(|_| ()),
+            Record::Close(org, id, patch) | Record::Update(org, id, patch) => {
+                store.update(org, id, patch).await.map(|_| ())
+            }
         };
         if let Err(err) = result {
             tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record an MCP session");

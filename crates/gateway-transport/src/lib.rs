@@ -52,6 +52,7 @@
 pub mod client;
 pub mod error;
 pub mod events;
+pub mod federation;
 pub mod http;
 pub mod hub;
 pub mod link;

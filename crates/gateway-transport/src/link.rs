@@ -74,6 +74,13 @@ pub enum LinkEvent {
         /// The request whose stream carried it.
         related: Option<RequestId>,
     },
+    /// The upstream process ended (stdio links, just before `Closed`).
+    Exited {
+        /// The exit code, when it exited by itself.
+        code: Option<i32>,
+        /// The signal that ended it, if one did.
+        signal: Option<i32>,
+    },
     /// The link is gone; no more events follow.
     Closed {
         /// Why, for logs (never shown to clients).

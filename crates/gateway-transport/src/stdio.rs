@@ -286,7 +286,16 @@ async fn run(
     } else {
         // stdout closed: the process is exiting (or closed stdout and must go).
         match tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
-            Ok(Ok(status)) => format!("process exited: {status}"),
+            Ok(Ok(status)) => {
+                use std::os::unix::process::ExitStatusExt as _;
+                let _ = tx
+                    .send(LinkEvent::Exited {
+                        code: status.code(),
+                        signal: status.signal(),
+                    })
+                    .await;
+                format!("process exited: {status}")
+            }
             Ok(Err(_)) | Err(_) => {
                 stop(&mut child, &slot).await;
                 "process closed its stdout".to_owned()

@@ -57,6 +57,17 @@ pub fn next_server_request_id() -> i64 {
     SERVER_REQUEST_IDS.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The state of a stdio upstream's process, for session records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessState {
+    /// The current (or last) process id.
+    pub pid: Option<u32>,
+    /// `running`, `exited` (by itself or a signal) or `stopped` (by the gateway).
+    pub status: Option<&'static str>,
+    /// The exit code; a process ended by signal N reports 128 + N, as shells do.
+    pub exit_code: Option<i32>,
+}
+
 /// Restart behaviour after the upstream connection breaks.
 #[derive(Clone, Copy, Debug)]
 pub struct RestartPolicy {
@@ -174,6 +185,8 @@ struct Inner {
     next_id: AtomicI64,
     connect_lock: tokio::sync::Mutex<()>,
     dropped_notifications: AtomicI64,
+    /// The stdio process's state (stays default for other transports).
+    process: watch::Sender<ProcessState>,
     /// The shared runtime: connections and their tasks live there, never on the runtime of
     /// whichever caller happened to connect first (an HTTP worker's dies with it).
     runtime: tokio::runtime::Handle,
@@ -240,6 +253,7 @@ impl UpstreamSession {
                 next_id: AtomicI64::new(1),
                 connect_lock: tokio::sync::Mutex::new(()),
                 dropped_notifications: AtomicI64::new(0),
+                process: watch::channel(ProcessState::default()).0,
                 runtime,
             }),
         }
@@ -261,6 +275,12 @@ impl UpstreamSession {
     #[must_use]
     pub fn pid(&self) -> Option<u32> {
         self.lock().pid
+    }
+
+    /// Follows the stdio process's state (pid, running/exited/stopped, exit code).
+    #[must_use]
+    pub fn process_state(&self) -> watch::Receiver<ProcessState> {
+        self.inner.process.subscribe()
     }
 
     /// In-flight requests.
@@ -342,6 +362,13 @@ impl UpstreamSession {
             (std::mem::take(&mut st.pending), st.reader.take())
         };
         self.inner.phase.send_replace(Phase::Closed);
+        self.inner.process.send_if_modified(|p| {
+            let running = p.status == Some("running");
+            if running {
+                p.status = Some("stopped");
+            }
+            running
+        });
         fail_all(pending, &TransportError::Closed);
         if let Some(reader) = reader {
             reader.abort();
@@ -739,6 +766,13 @@ impl UpstreamSession {
             st.pid = pid;
             st.generation
         };
+        if pid.is_some() {
+            self.inner.process.send_replace(ProcessState {
+                pid,
+                status: Some("running"),
+                exit_code: None,
+            });
+        }
         let reader = self.inner.runtime.spawn(read_link(self.clone(), rx, generation));
         let replay = {
             let mut st = self.lock();
@@ -1101,6 +1135,12 @@ async fn read_link(session: UpstreamSession, mut rx: mpsc::Receiver<LinkEvent>, 
     while let Some(event) = rx.recv().await {
         match event {
             LinkEvent::Message { message, related } => session.on_message(message, related).await,
+            LinkEvent::Exited { code, signal } => {
+                session.inner.process.send_modify(|p| {
+                    p.status = Some("exited");
+                    p.exit_code = code.or_else(|| signal.map(|s| 128 + s));
+                });
+            }
             LinkEvent::Closed { reason } => {
                 session.on_closed(generation, &reason).await;
                 return;

@@ -228,6 +228,8 @@ pub struct McpConfig {
     pub max_restarts: usize,
     /// The window for counting failures.
     pub crash_window_seconds: u64,
+    /// Between a server's name and an item's in a namespace federation (`<server>__<tool>`).
+    pub federation_separator: String,
 }
 
 impl Default for McpConfig {
@@ -240,6 +242,7 @@ impl Default for McpConfig {
             event_buffer_bytes: 8 * 1024 * 1024,
             max_restarts: 5,
             crash_window_seconds: 60,
+            federation_separator: "__".into(),
         }
     }
 }
@@ -732,6 +735,14 @@ impl GatewayConfig {
             (1..=86400).contains(&m.crash_window_seconds),
             "mcp.crash_window_seconds",
             "must be between 1 and 86400",
+        );
+        check(
+            (1..=8).contains(&m.federation_separator.len())
+                && m.federation_separator
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/')),
+            "mcp.federation_separator",
+            "must be 1 to 8 characters of A-Z, a-z, 0-9, _, -, . or /",
         );
 
         let s = &self.server;

@@ -19,8 +19,8 @@ use gateway_types::jsonrpc::{ErrorObject, Payload};
 use serde::Deserialize;
 
 use super::{
-    check_origin, lookup_owner, mcp_principal, open_failure, open_session, parse_body, resolve, rpc_error,
-    session_matches,
+    check_origin, lookup_owner, mcp_principal, open_failure, open_target, parse_body, rpc_error,
+    session_matches, target_of,
 };
 use crate::authn::Authenticated;
 use crate::error::ApiError;
@@ -43,15 +43,14 @@ impl Drop for CloseOnDrop {
 /// GET: opens a session and its stream.
 pub(super) async fn open(
     req: HttpRequest,
-    path: web::Path<String>,
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let principal = mcp_principal(&auth)?;
     check_origin(&req, &state)?;
-    let server = resolve(&state, principal, &path).await?;
-    let session = open_session(&state, &req, principal, &server, ClientTransport::Sse, None)
-        .await
+    let target = target_of(&req);
+    let session = open_target(&state, &req, principal, &target, ClientTransport::Sse, None)
+        .await?
         .map_err(open_failure)?;
     let Some(rx) = session.take_outbound() else {
         return Err(ApiError::internal(std::io::Error::other(
@@ -97,7 +96,6 @@ pub(super) struct SessionQuery {
 pub(super) async fn message(
     req: HttpRequest,
     body: Bytes,
-    path: web::Path<String>,
     query: web::Query<SessionQuery>,
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -121,7 +119,7 @@ pub(super) async fn message(
     let Some(session) = state
         .hub
         .get(SessionId::from_uuid(id), &lookup_owner(principal))
-        .filter(|s| session_matches(s, &path))
+        .filter(|s| session_matches(s, &target_of(&req)))
     else {
         return Ok(not_found());
     };

@@ -5,6 +5,7 @@
 //! `gateway-transport`'s; this module maps HTTP onto it.
 
 mod admin;
+mod federation;
 mod guard;
 mod legacy_sse;
 mod rpc;
@@ -65,6 +66,64 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(rpc::call))
             .default_service(not_allowed("POST")),
     )
+    .service(
+        web::scope("/namespaces/{ns}")
+            .service(
+                web::resource("/mcp")
+                    .route(web::post().to(streamable::post))
+                    .route(web::get().to(streamable::get))
+                    .route(web::delete().to(streamable::delete))
+                    .default_service(not_allowed("GET, POST, DELETE")),
+            )
+            .service(
+                web::resource("/sse")
+                    .route(web::get().to(legacy_sse::open))
+                    .route(web::post().to(legacy_sse::message))
+                    .default_service(not_allowed("GET, POST")),
+            )
+            .service(
+                web::resource("/ws")
+                    .route(web::get().to(ws::open))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
+                web::resource("/rpc")
+                    .route(web::post().to(rpc::call))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(crate::routes::post_only("/rpc/batch", rpc::batch))
+            .service(crate::routes::get_only("/rpc/introspection", rpc::introspection)),
+    )
+    .service(
+        web::resource("/mcp")
+            .route(web::post().to(streamable::post))
+            .route(web::get().to(streamable::get))
+            .route(web::delete().to(streamable::delete))
+            .default_service(not_allowed("GET, POST, DELETE")),
+    )
+    .service(
+        web::resource("/sse")
+            .route(web::get().to(legacy_sse::open))
+            .route(web::post().to(legacy_sse::message))
+            .default_service(not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/ws")
+            .route(web::get().to(ws::open))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/rpc")
+            .route(web::post().to(rpc::call))
+            .default_service(not_allowed("POST")),
+    )
+    .service(crate::routes::post_only("/rpc/batch", rpc::batch))
+    .service(crate::routes::get_only("/rpc/introspection", rpc::introspection))
+    .service(crate::routes::post_only("/servers/{id}/rpc/batch", rpc::batch))
+    .service(crate::routes::get_only(
+        "/servers/{id}/rpc/introspection",
+        rpc::introspection,
+    ))
     .service(crate::routes::get_only("/mcp/status", status::mcp))
     .service(crate::routes::get_only("/sse/status", status::sse))
     .service(crate::routes::get_only("/ws/status", status::ws))
@@ -87,6 +146,14 @@ pub(crate) struct OrgLimits {
 const ORG_LIMITS_TTL: Duration = Duration::from_secs(10);
 
 impl OrgLimits {
+    /// Forgets an organization's cached limits (it changed).
+    pub(crate) fn forget(&self, org: OrgId) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&org);
+    }
+
     async fn max_sessions(&self, state: &AppState, org: OrgId) -> Result<u32, ApiError> {
         if let Some((at, n)) = self
             .entries
@@ -164,6 +231,14 @@ async fn resolve(
 }
 
 fn owner_of(principal: &Principal, server: &ResolvedServer) -> Owner {
+    Owner {
+        namespace_id: server.record.namespace_id,
+        ..owner_of_principal(principal)
+    }
+}
+
+/// The owner of a session the caller opens (no namespace).
+fn owner_of_principal(principal: &Principal) -> Owner {
     let (user_id, api_key_id) = match &principal.subject {
         Subject::User { user_id, .. } => (Some(*user_id), None),
         Subject::ApiKey { key_id, user_id } => (Some(*user_id), Some(*key_id)),
@@ -175,7 +250,7 @@ fn owner_of(principal: &Principal, server: &ResolvedServer) -> Owner {
         principal: owner_key(principal).1,
         user_id,
         api_key_id,
-        namespace_id: server.record.namespace_id,
+        namespace_id: None,
     }
 }
 
@@ -304,9 +379,62 @@ fn parse_body(body: &Bytes) -> Result<gateway_types::jsonrpc::Payload, Box<HttpR
     })
 }
 
-fn session_matches(session: &ClientSession, path: &str) -> bool {
-    session.upstream().spec().name == path
-        || path
-            .parse::<uuid::Uuid>()
-            .is_ok_and(|id| *session.server_id().as_uuid() == id)
+/// What an MCP endpoint addresses: one server (`/servers/{id}/…`) or a namespace federation
+/// (`/namespaces/{ns}/…`; `/mcp`, `/sse`, `/ws`, `/rpc` with the `X-MCP-Namespace` header or
+/// the credential's namespace scope).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Server(String),
+    Namespace(Option<String>),
+}
+
+fn target_of(req: &HttpRequest) -> Target {
+    if let Some(id) = req.match_info().get("id") {
+        return Target::Server(id.to_owned());
+    }
+    let slug = req.match_info().get("ns").map(str::to_owned).or_else(|| {
+        req.headers()
+            .get(federation::NAMESPACE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    Target::Namespace(slug)
+}
+
+/// Opens a client session on what the request addresses. The outer error is the HTTP
+/// answer for an unknown target; the inner one the JSON-RPC error of a refused open.
+async fn open_target(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    target: &Target,
+    transport: ClientTransport,
+    mode: Option<SessionMode>,
+) -> Result<Result<Arc<ClientSession>, ErrorObject>, ApiError> {
+    match target {
+        Target::Server(id) => {
+            let server = resolve(state, principal, id).await?;
+            Ok(open_session(state, req, principal, &server, transport, mode).await)
+        }
+        Target::Namespace(slug) => {
+            let ns = federation::resolve_namespace(state, principal, slug.as_deref()).await?;
+            Ok(federation::open_federation(state, req, principal, &ns, transport).await)
+        }
+    }
+}
+
+fn session_matches(session: &ClientSession, target: &Target) -> bool {
+    match target {
+        Target::Server(path) => {
+            !session.is_federated()
+                && (session.upstream().spec().name == *path
+                    || path
+                        .parse::<uuid::Uuid>()
+                        .is_ok_and(|id| *session.server_id().as_uuid() == id))
+        }
+        Target::Namespace(None) => session.is_federated(),
+        Target::Namespace(Some(slug)) => {
+            session.is_federated() && session.upstream().spec().name == federation::federation_name(slug)
+        }
+    }
 }

@@ -9,12 +9,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use gateway_auth::principal::Principal;
 use gateway_transport::client::{ClientSession, ClientTransport};
+use gateway_transport::error::codes;
 use gateway_transport::hub::SessionMode;
 use gateway_types::jsonrpc::{ErrorObject, Message, Payload, Request, RequestId, Version};
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use super::{check_origin, mcp_principal, open_session, parse_body, resolve, rpc_error};
+use super::{
+    Target, check_origin, mcp_principal, open_session, open_target, parse_body, resolve, rpc_error, target_of,
+};
 use crate::authn::Authenticated;
 use crate::error::ApiError;
 use crate::servers_cache::ResolvedServer;
@@ -24,9 +27,28 @@ use crate::state::AppState;
 pub(super) async fn call(
     req: HttpRequest,
     body: Bytes,
-    path: web::Path<String>,
     state: web::Data<AppState>,
     auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    run(req, body, state, auth, false).await
+}
+
+/// POST a JSON-RPC batch (a JSON array, even of one); the answers come back as an array.
+pub(super) async fn batch(
+    req: HttpRequest,
+    body: Bytes,
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    run(req, body, state, auth, true).await
+}
+
+async fn run(
+    req: HttpRequest,
+    body: Bytes,
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    batch_only: bool,
 ) -> Result<HttpResponse, ApiError> {
     let principal = mcp_principal(&auth)?;
     check_origin(&req, &state)?;
@@ -34,21 +56,127 @@ pub(super) async fn call(
         Ok(p) => p,
         Err(resp) => return Ok(*resp),
     };
-    let server = resolve(&state, principal, &path).await?;
-    let session = match open_shared(&state, &req, principal, &server).await {
-        Ok(s) => s,
-        Err(e) => return Ok(rpc_error(StatusCode::OK, None, e)),
-    };
     let (messages, batch) = match payload {
+        Payload::Single(_) if batch_only => {
+            return Ok(rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                ErrorObject::new(
+                    codes::INVALID_REQUEST,
+                    "a batch (a JSON array of messages) is required",
+                ),
+            ));
+        }
         Payload::Single(m) => (vec![m], false),
         Payload::Batch(b) => (b, true),
+    };
+    let session = match open_rpc(&state, &req, principal).await? {
+        Ok(s) => s,
+        Err(e) => return Ok(rpc_error(StatusCode::OK, None, e)),
     };
     let mut answers = exchange(&session, messages).await;
     state.hub.close(session.id());
     Ok(match (batch, answers.len()) {
-        (_, 0) => HttpResponse::Accepted().finish(),
+        (_, 0) if !batch_only => HttpResponse::Accepted().finish(),
         (false, _) => HttpResponse::Ok().json(answers.remove(0)),
         (true, _) => HttpResponse::Ok().json(answers),
+    })
+}
+
+/// GET: what a JSON-RPC caller can use here: the methods, and the tools, prompts, resources
+/// and resource templates (with their schemas) the caller may see.
+pub(super) async fn introspection(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let principal = mcp_principal(&auth)?;
+    check_origin(&req, &state)?;
+    let session = match open_rpc(&state, &req, principal).await? {
+        Ok(s) => s,
+        Err(e) => return Ok(rpc_error(StatusCode::OK, None, e)),
+    };
+    let lists = [
+        ("tools/list", "tools"),
+        ("prompts/list", "prompts"),
+        ("resources/list", "resources"),
+        ("resources/templates/list", "resourceTemplates"),
+    ];
+    let requests = lists
+        .iter()
+        .enumerate()
+        .map(|(i, (method, _))| {
+            Message::Request(Request {
+                jsonrpc: Version,
+                id: RequestId::Number(i64::try_from(i).unwrap_or_default()),
+                method: (*method).to_owned(),
+                params: None,
+                extra: Map::new(),
+            })
+        })
+        .collect();
+    let answers = exchange(&session, requests).await;
+    let initialized = session.upstream().initialize_result();
+    state.hub.close(session.id());
+    let mut out = serde_json::Map::new();
+    for (i, (_, field)) in lists.iter().enumerate() {
+        let id = RequestId::Number(i64::try_from(i).unwrap_or_default());
+        let items = answers
+            .iter()
+            .find_map(|m| match m {
+                Message::Response(r) if r.id == id => r.result.get(*field).cloned(),
+                _ => None,
+            })
+            .unwrap_or_else(|| json!([]));
+        out.insert((*field).to_owned(), items);
+    }
+    out.insert(
+        "methods".into(),
+        json!([
+            "ping",
+            "tools/list",
+            "tools/call",
+            "prompts/list",
+            "prompts/get",
+            "resources/list",
+            "resources/templates/list",
+            "resources/read",
+            "completion/complete",
+            "logging/setLevel"
+        ]),
+    );
+    if let Some(init) = initialized {
+        out.insert(
+            "serverInfo".into(),
+            init.get("serverInfo").cloned().unwrap_or(Value::Null),
+        );
+        out.insert(
+            "capabilities".into(),
+            init.get("capabilities").cloned().unwrap_or(Value::Null),
+        );
+    }
+    Ok(HttpResponse::Ok().json(Value::Object(out)))
+}
+
+/// A plain JSON-RPC session on what the request addresses: a server's shared upstream
+/// session, or a namespace federation of the caller's own; initialized by the gateway.
+async fn open_rpc(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+) -> Result<Result<Arc<ClientSession>, ErrorObject>, ApiError> {
+    Ok(match target_of(req) {
+        Target::Server(id) => {
+            let server = resolve(state, principal, &id).await?;
+            open_shared(state, req, principal, &server).await
+        }
+        target => match open_target(state, req, principal, &target, ClientTransport::Rpc, None).await? {
+            Ok(session) => {
+                introduce(&session).await;
+                Ok(session)
+            }
+            Err(e) => Err(e),
+        },
     })
 }
 
@@ -70,6 +198,12 @@ pub(super) async fn open_shared(
         Some(SessionMode::Shared),
     )
     .await?;
+    introduce(&session).await;
+    Ok(session)
+}
+
+/// Initializes the session's upstream as `mcp-gateway-rpc` unless a client already did.
+async fn introduce(session: &ClientSession) {
     if session.upstream().initialize_result().is_none() {
         let (tx, mut rx) = mpsc::channel(2);
         let init = Request {
@@ -92,7 +226,6 @@ pub(super) async fn open_shared(
             }
         }
     }
-    Ok(session)
 }
 
 /// Runs `messages` through the session's pipeline, in order, and collects the answers to its

@@ -26,8 +26,8 @@ use gateway_types::jsonrpc::{ErrorObject, Message, Payload};
 use tokio::sync::mpsc;
 
 use super::{
-    SUPPORTED_VERSIONS, check_origin, lookup_owner, mcp_principal, open_session, parse_body, resolve,
-    rpc_error, session_matches,
+    SUPPORTED_VERSIONS, Target, check_origin, lookup_owner, mcp_principal, open_target, parse_body,
+    rpc_error, session_matches, target_of,
 };
 use crate::authn::Authenticated;
 use crate::error::ApiError;
@@ -42,7 +42,6 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub(super) async fn post(
     req: HttpRequest,
     body: Bytes,
-    path: web::Path<String>,
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
@@ -67,16 +66,16 @@ pub(super) async fn post(
                 ErrorObject::new(codes::INVALID_REQUEST, "initialize must be sent alone"),
             ));
         }
-        let server = resolve(&state, principal, &path).await?;
-        let session = match open_session(
+        let target = target_of(&req);
+        let session = match open_target(
             &state,
             &req,
             principal,
-            &server,
+            &target,
             ClientTransport::StreamableHttp,
             None,
         )
-        .await
+        .await?
         {
             Ok(s) => s,
             Err(error) => return Ok(rpc_error(StatusCode::OK, messages[0].id().cloned(), error)),
@@ -107,7 +106,7 @@ pub(super) async fn post(
         });
     }
 
-    let session = match session_for(&req, &state, principal, &path) {
+    let session = match session_for(&req, &state, principal, &target_of(&req)) {
         Ok(s) => s,
         Err(resp) => return Ok(*resp),
     };
@@ -191,13 +190,12 @@ pub(super) async fn post(
 /// GET: the stream of server-initiated messages, or a resumed stream.
 pub(super) async fn get(
     req: HttpRequest,
-    path: web::Path<String>,
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let principal = mcp_principal(&auth)?;
     check_origin(&req, &state)?;
-    let session = match session_for(&req, &state, principal, &path) {
+    let session = match session_for(&req, &state, principal, &target_of(&req)) {
         Ok(s) => s,
         Err(resp) => return Ok(*resp),
     };
@@ -230,13 +228,12 @@ pub(super) async fn get(
 /// DELETE: ends the session.
 pub(super) async fn delete(
     req: HttpRequest,
-    path: web::Path<String>,
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let principal = mcp_principal(&auth)?;
     check_origin(&req, &state)?;
-    let session = match session_for(&req, &state, principal, &path) {
+    let session = match session_for(&req, &state, principal, &target_of(&req)) {
         Ok(s) => s,
         Err(resp) => return Ok(*resp),
     };
@@ -305,7 +302,7 @@ fn session_for(
     req: &HttpRequest,
     state: &AppState,
     principal: &gateway_auth::principal::Principal,
-    path: &str,
+    target: &Target,
 ) -> Result<Arc<ClientSession>, Box<HttpResponse>> {
     let Some(header) = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(Box::new(rpc_error(
@@ -328,7 +325,7 @@ fn session_for(
     let session = state
         .hub
         .get(SessionId::from_uuid(id), &lookup_owner(principal))
-        .filter(|s| session_matches(s, path))
+        .filter(|s| session_matches(s, target))
         .ok_or_else(not_found)?;
     Ok(session)
 }

@@ -12,7 +12,7 @@ use gateway_transport::error::{codes, error_message};
 use gateway_types::error::ErrorCode;
 use gateway_types::jsonrpc::{ErrorObject, Payload};
 
-use super::{check_origin, mcp_principal, open_failure, open_session, resolve};
+use super::{check_origin, mcp_principal, open_failure, open_target, target_of};
 use crate::authn::Authenticated;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -24,15 +24,14 @@ const PONG_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) async fn open(
     req: HttpRequest,
     body: web::Payload,
-    path: web::Path<String>,
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let principal = mcp_principal(&auth)?;
     check_origin(&req, &state)?;
-    let server = resolve(&state, principal, &path).await?;
-    let session = open_session(&state, &req, principal, &server, ClientTransport::WebSocket, None)
-        .await
+    let target = target_of(&req);
+    let session = open_target(&state, &req, principal, &target, ClientTransport::WebSocket, None)
+        .await?
         .map_err(open_failure)?;
     let wants_mcp = req
         .headers()

@@ -235,7 +235,7 @@ async fn next_message(link: &mut Link) -> Value {
     );
     match event {
         LinkEvent::Message { message, .. } => serde_json::to_value(message).unwrap(),
-        LinkEvent::Closed { .. } => Value::Null,
+        LinkEvent::Closed { .. } | LinkEvent::Exited { .. } => Value::Null,
     }
 }
 
@@ -248,7 +248,7 @@ async fn next_closed(link: &mut Link) -> String {
     );
     match event {
         LinkEvent::Closed { reason } => reason,
-        LinkEvent::Message { .. } => String::new(),
+        LinkEvent::Message { .. } | LinkEvent::Exited { .. } => String::new(),
     }
 }
 
