@@ -1,12 +1,12 @@
 //! Rate limiting end to end: per-IP limits before authentication (and the client address
 //! behind trusted proxies), principal and organization limits after it, the rules' admin API
-//! with changes applied live, usage and metrics, per-tool limits on every MCP transport, and
-//! two gateway processes sharing one Redis.
+//! with changes applied live, usage and metrics, per-tool limits on every MCP transport (and
+//! through a namespace's federation), and two gateway processes sharing one Redis.
 
 use gateway_e2e::TestApp;
 use gateway_e2e::process::Running;
 use gateway_types::ids::OrgId;
-use gateway_types::model::{NewMcpServer, RecordSource, Role, ServerProtocol, ServerStatus};
+use gateway_types::model::{NewMcpServer, NewNamespace, RecordSource, Role, ServerProtocol, ServerStatus};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -538,19 +538,32 @@ async fn a_tool_limit_answers_every_mcp_transport_with_a_json_rpc_error() {
     let acme = app.create_org("acme").await;
     let admin = app.user_token(acme, "admin@acme.test", Role::Admin).await;
     let mut users = Vec::new();
-    for name in ["rpc", "http", "sse", "ws"] {
+    for name in ["rpc", "http", "sse", "ws", "namespace"] {
         users.push(
             app.user_token(acme, &format!("{name}@acme.test"), Role::User)
                 .await,
         );
     }
-    let [rpc, http, sse, ws] = <[String; 4]>::try_from(users).unwrap();
+    let [rpc, http, sse, ws, federated] = <[String; 5]>::try_from(users).unwrap();
+    let tools = app
+        .stores
+        .namespaces
+        .create(
+            acme,
+            NewNamespace {
+                name: "Tools".into(),
+                slug: "tools".into(),
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
     app.stores
         .servers
         .create(
             acme,
             NewMcpServer {
-                namespace_id: None,
+                namespace_id: Some(tools.id),
                 name: "echo".into(),
                 description: None,
                 protocol: ServerProtocol::Stdio,
@@ -662,6 +675,25 @@ async fn a_tool_limit_answers_every_mcp_transport_with_a_json_rpc_error() {
         }
     }
     assert_limited(&answers[1..], "websocket");
+
+    // A namespace's federation: the call is routed to the member with the tool's own name,
+    // through the member's guard.
+    let mut answers = Vec::new();
+    for id in 1..=3 {
+        let mut call = echo(id);
+        call["params"]["name"] = json!("echo__echo");
+        let res = app
+            .client
+            .post(app.url("/namespaces/tools/rpc"))
+            .bearer_auth(&federated)
+            .json(&call)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        answers.push(res.json::<Value>().await.unwrap());
+    }
+    assert_limited(&answers, "namespace federation");
 }
 
 /// Two `gateway-api` processes on one Redis: one combined per-IP limit.
