@@ -113,6 +113,23 @@ fn call_echo(id: i64) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}})
 }
 
+/// Waits until the worker has logged the status change `from` → `to` of `server` (the log
+/// line follows the write the test may already have seen).
+async fn wait_for_transition(worker: &Running, server: ServerId, from: &str, to: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let out = worker.stdout_so_far();
+        if logged_transition(&out, server, from, to) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never logged {from} -> {to} for {server}:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A status change as the worker logs it.
 fn logged_transition(stdout: &str, server: ServerId, from: &str, to: &str) -> bool {
     stdout.lines().any(|line| {
@@ -222,9 +239,8 @@ async fn scenario(db: TestDb) {
     // The server stops: degraded, then down.
     let address = echo.stop().await;
     wait_for_status(&stores, acme, http, ServerStatus::Down, &worker).await;
-    let out = worker.stdout_so_far();
-    assert!(logged_transition(&out, http, "active", "degraded"), "{out}");
-    assert!(logged_transition(&out, http, "degraded", "down"), "{out}");
+    wait_for_transition(&worker, http, "active", "degraded").await;
+    wait_for_transition(&worker, http, "degraded", "down").await;
 
     // The api learns it from the change log and refuses at once: on the open session…
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -255,7 +271,7 @@ async fn scenario(db: TestDb) {
     // Started again on the same address: back to active after two good checks, and served.
     let echo = McpEcho::start(&address.to_string()).await;
     wait_for_status(&stores, acme, http, ServerStatus::Active, &worker).await;
-    assert!(logged_transition(&worker.stdout_so_far(), http, "down", "active"));
+    wait_for_transition(&worker, http, "down", "active").await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let (session, answer) = mcp(&app, &user, "echo", None, initialize()).await;

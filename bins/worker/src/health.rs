@@ -1,5 +1,5 @@
 //! Wiring of the health-check job (`gateway_discovery::health`): built from the configuration
-//! by `gateway_http::upstreams::health_job`, run on the shared runtime until stopped.
+//! by `gateway_http::upstreams::health_checks`, run on the shared runtime until stopped.
 
 use gateway_types::config::GatewayConfig;
 use gateway_types::store::Stores;
@@ -17,9 +17,9 @@ pub(crate) fn start(config: &GatewayConfig, stores: &Stores) -> anyhow::Result<H
         tracing::info!("health checks are disabled (health_checks.enabled)");
         return Ok(Health { running: None });
     }
-    let job = gateway_http::upstreams::health_job(config, stores.clone())?;
+    let checks = gateway_http::upstreams::health_checks(config, stores.clone())?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(job.run(async move {
+    let task = tokio::spawn(checks.run(async move {
         let _ = stopped.await;
     }));
     Ok(Health {

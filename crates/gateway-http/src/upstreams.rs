@@ -83,18 +83,35 @@ impl UpstreamSpecs for SealedSpecs {
     }
 }
 
+/// The worker's health checks: the job and the stdio processes it starts for checks.
+#[derive(Debug)]
+pub struct HealthChecks {
+    job: HealthJob,
+    processes: Arc<ProcessTable>,
+}
+
+impl HealthChecks {
+    /// Runs the checks until `stop` resolves; then no process started for a check survives.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        self.job.run(stop).await;
+        self.processes.kill_all();
+    }
+}
+
 /// The worker's health-check job (`health_checks`), with its own connectors (stdio servers
 /// it starts for checks are not limited per organization: at most `concurrency` run at once).
 ///
 /// # Errors
 /// The HTTP client or the secrets' keys cannot be set up.
-pub fn health_job(config: &GatewayConfig, stores: Stores) -> Result<HealthJob, StateError> {
-    let (connectors, client) = connectors(&ProcessTable::new(0))?;
+pub fn health_checks(config: &GatewayConfig, stores: Stores) -> Result<HealthChecks, StateError> {
+    let processes = ProcessTable::new(0);
+    let (connectors, client) = connectors(&processes)?;
     let settings = HealthSettings::from(&config.health_checks);
-    Ok(HealthJob::new(
+    let job = HealthJob::new(
         stores,
         Checker::new(connectors, client, settings.timeout),
         Arc::new(SealedSpecs::from_config(config)?),
         settings,
-    ))
+    );
+    Ok(HealthChecks { job, processes })
 }
