@@ -524,6 +524,24 @@ async fn every_protected_route_enforces_its_permission() {
             Some(json!({"subject": {"role": "user"}, "action": "call", "target": {}})),
             [true, true, true, false],
         ),
+        (
+            Method::GET,
+            "/api/admin/rate-limits",
+            None,
+            [true, true, true, false],
+        ),
+        (
+            Method::GET,
+            "/api/admin/rate-limits/usage",
+            None,
+            [true, true, true, false],
+        ),
+        (
+            Method::POST,
+            "/api/admin/rate-limits",
+            Some(json!({"name": "r", "scope": "tool", "limit": 5})),
+            [true, false, false, false],
+        ),
     ];
     for (method, path, body, allowed) in routes {
         for (who, token) in [

@@ -20,4 +20,5 @@ mod mcp_admin;
 mod metrics;
 mod namespaces;
 mod policies;
+mod rate_limits;
 mod servers;

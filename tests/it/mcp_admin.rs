@@ -230,13 +230,13 @@ fn notification(method: &str) -> Value {
 }
 
 /// A raw event stream: events are read as they arrive, comments skipped.
-struct Events {
+pub(crate) struct Events {
     res: reqwest::Response,
     buf: String,
 }
 
 impl Events {
-    async fn open(app: &TestApp, token: &str, path: &str) -> Self {
+    pub(crate) async fn open(app: &TestApp, token: &str, path: &str) -> Self {
         let res = app
             .client
             .get(app.url(path))
@@ -287,7 +287,7 @@ impl Events {
     }
 
     /// The next event named `name`, skipping others.
-    async fn next_named(&mut self, name: &str) -> Value {
+    pub(crate) async fn next_named(&mut self, name: &str) -> Value {
         loop {
             let (n, data) = self.next().await;
             if n == name {
@@ -297,9 +297,10 @@ impl Events {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn websocket(app: &TestApp, token: &str, server: &str) -> Ws {
+pub(crate) async fn websocket(app: &TestApp, token: &str, server: &str) -> Ws {
     let url = app
         .url(&format!("/servers/{server}/ws"))
         .replacen("http://", "ws://", 1);
@@ -312,7 +313,7 @@ async fn websocket(app: &TestApp, token: &str, server: &str) -> Ws {
 }
 
 /// The next JSON-RPC message on a WebSocket (control frames skipped).
-async fn ws_next(ws: &mut Ws) -> Value {
+pub(crate) async fn ws_next(ws: &mut Ws) -> Value {
     loop {
         let frame = tokio::time::timeout(WAIT, ws.next()).await;
         assert!(frame.is_ok(), "no WebSocket message within {WAIT:?}");

@@ -25,11 +25,12 @@ pub fn actor(principal: &Principal) -> Actor {
     Actor::new(kind, id)
 }
 
-/// The client address (the TCP peer, as the login throttle sees it) and the request id.
+/// The client address ([`crate::client_ip::client_ip`]: the TCP peer, or the client a trusted
+/// proxy names) and the request id.
 #[must_use]
 pub fn context(req: &HttpRequest) -> RequestContext {
     RequestContext {
-        ip: req.peer_addr().map(|a| a.ip()),
+        ip: crate::client_ip::client_ip(req),
         request_id: req
             .extensions()
             .get::<RequestId>()

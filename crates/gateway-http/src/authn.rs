@@ -3,7 +3,9 @@
 //! Credentials come as `Authorization: Bearer <access token | A2A token | API key | external
 //! IdP token>` or `X-API-Key: <key>`. A missing or bad credential is a 401 whose
 //! `WWW-Authenticate` header points clients at the protected-resource metadata (RFC 9728, as
-//! the MCP authorization spec requires); a missing permission is a 403.
+//! the MCP authorization spec requires); a missing permission is a 403. An authenticated
+//! request is then checked against its principal, organization and endpoint rate limits
+//! ([`crate::ratelimit::after_authentication`]): 429 when one refuses it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -133,7 +135,10 @@ impl FromRequest for Authenticated {
                 ));
             };
             match state.auth.authenticate(cred).await {
-                Ok(principal) => Ok(Self(principal)),
+                Ok(principal) => {
+                    crate::ratelimit::after_authentication(&req, &state, &principal).await?;
+                    Ok(Self(principal))
+                }
                 Err(err) => Err(auth_error(&req, &state, err, true)),
             }
         })

@@ -1,7 +1,8 @@
 //! # gateway-http
 //!
 //! The MCP Gateway's HTTP application on actix-web: routes, middleware (request ids, security
-//! headers, CORS, body limits, request metrics and logs), the single mapping from domain
+//! headers, CORS, body limits, request metrics and logs, rate limits: [`ratelimit`]), the
+//! client address behind proxies ([`client_ip`]), the single mapping from domain
 //! errors to JSON error envelopes ([`error`]), the audit trail's request glue ([`audit`]), Prometheus metrics ([`metrics`]), and the
 //! configuration loader ([`settings`]) and log setup ([`telemetry`]) the binaries share.
 //!
@@ -28,10 +29,12 @@ pub mod audit;
 pub mod authn;
 pub mod changes;
 pub mod declarative;
+pub mod client_ip;
 pub mod error;
 mod mcp;
 pub mod metrics;
 mod middleware;
+pub mod ratelimit;
 pub mod request_id;
 mod routes;
 mod server;

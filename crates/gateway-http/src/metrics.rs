@@ -73,6 +73,7 @@ fn describe() {
         "HTTP request latency, by method and route pattern"
     );
     gateway_logging::audit::describe_metrics();
+    gateway_ratelimit::metrics::describe();
 }
 
 /// Drains histograms every few seconds, forever. Spawn it on the shared runtime; it holds

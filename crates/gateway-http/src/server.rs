@@ -11,11 +11,12 @@ use actix_web::{App, HttpServer, web};
 use crate::error::{json_config, path_config, payload_config, query_config};
 use crate::metrics::run_upkeep;
 use crate::middleware::{Edge, EdgePolicy};
+use crate::ratelimit::RateLimiting;
 use crate::routes;
 use crate::state::AppState;
 
 /// The application as one actix worker runs it: state, extractor limits and error handlers,
-/// routes, the JSON 404, and the edge middleware around everything.
+/// routes, the JSON 404, the rate-limit middleware, and the edge middleware around everything.
 pub(crate) fn app(
     state: AppState,
 ) -> App<
@@ -29,11 +30,13 @@ pub(crate) fn app(
 > {
     let policy = EdgePolicy::from_config(&state.config);
     let limit = state.config.server.max_body_bytes;
+    let limiting = RateLimiting::new(state.clone());
     App::new()
         .app_data(web::Data::new(state))
         .configure(|cfg| extractor_configs(cfg, limit))
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))
+        .wrap(limiting)
         .wrap(Edge::new(policy))
 }
 
@@ -102,10 +105,17 @@ pub async fn serve(
             "could not read server statuses; they are learned as servers are looked up"
         );
     }
+    // Stored rate limits: without them the configuration's still apply, so a failure here
+    // is a warning, and the periodic reload keeps trying.
+    if let Err(err) = reload_rate_limits_once(&state).await {
+        tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not load the stored rate limits; the configuration's apply until the next reload");
+    }
     let key_usage = tokio::spawn(flush_key_usage(state.clone()));
     let hub_upkeep = tokio::spawn(std::sync::Arc::clone(&state.hub).run_upkeep());
     let policy_reload = tokio::spawn(reload_policies(state.clone()));
     let change_poller = tokio::spawn(crate::changes::run(state.clone()));
+    let limits_upkeep = tokio::spawn(rate_limit_upkeep(state.clone()));
+    let limits_usage = tokio::spawn(flush_rate_limit_usage(state.clone()));
 
     let factory_state = state.clone();
     let server = HttpServer::new(move || app(factory_state.clone()))
@@ -140,8 +150,14 @@ pub async fn serve(
     policy_reload.abort();
     change_poller.abort();
     hub_upkeep.abort();
+    limits_upkeep.abort();
+    limits_usage.abort();
     // Every MCP session ends; stdio servers get their grace period, then no process survives.
     state.hub.shutdown().await;
+    // Last rate-limit usage counts.
+    if let Err(err) = state.limits.flush_usage(state.stores.rate_limits.as_ref()).await {
+        tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record rate-limit usage at shutdown");
+    }
     // Last batch of API-key `last_used_at` times.
     if let Err(err) = state.auth.flush_key_usage().await {
         tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record API key usage at shutdown");
@@ -190,6 +206,83 @@ async fn reload_policies(state: AppState) {
             .await;
         if let Err(err) = result {
             tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not reload policies; keeping the current ones");
+        }
+    }
+}
+
+async fn reload_rate_limits_once(state: &AppState) -> Result<(), gateway_types::store::StoreError> {
+    state
+        .limits
+        .reload_all(
+            state.stores.organizations.as_ref(),
+            state.stores.rate_limits.as_ref(),
+        )
+        .await
+}
+
+/// Keeps the rate-limit rules current: an organization's snapshot is rebuilt when the change
+/// feed reports a change to its rules or to the organization (its plan) — written through any
+/// replica — and every snapshot every `rate_limit.reload_interval_seconds` (and after the feed
+/// overflowed), which also drops idle in-memory counters. A failed reload keeps the current
+/// rules.
+async fn rate_limit_upkeep(state: AppState) {
+    use tokio::sync::broadcast::error::RecvError;
+    let every = Duration::from_secs(state.config.rate_limit.reload_interval_seconds.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // immediate; serve() has just loaded them
+    let mut changes = state.changes.subscribe();
+    loop {
+        let org = tokio::select! {
+            _ = tick.tick() => None,
+            change = changes.recv() => match change {
+                Ok(c) if c.kind == crate::changes::kind::RATE_LIMIT
+                    || c.kind == crate::changes::kind::ORGANIZATION => Some(c.org_id),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => None,
+                // The feed lives as long as the state; were it gone, the ticks still reload.
+                Err(RecvError::Closed) => {
+                    tick.tick().await;
+                    None
+                }
+            },
+        };
+        let s = &state.stores;
+        let result = match org {
+            Some(org) => {
+                state
+                    .limits
+                    .reload_org(org, s.organizations.as_ref(), s.rate_limits.as_ref())
+                    .await
+            }
+            None => {
+                let dropped = state.limits.limiter().sweep();
+                if dropped > 0 {
+                    tracing::debug!(
+                        ratelimit.keys_dropped = dropped,
+                        "idle rate-limit counters dropped"
+                    );
+                }
+                reload_rate_limits_once(&state).await
+            }
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not reload rate limits; keeping the current ones");
+        }
+    }
+}
+
+/// Writes rate-limit usage (per rule and minute) every `rate_limit.usage_flush_seconds`, in
+/// one batch; a failed write keeps the counts for the next one.
+async fn flush_rate_limit_usage(state: AppState) {
+    let every = Duration::from_secs(state.config.rate_limit.usage_flush_seconds.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(err) = state.limits.flush_usage(state.stores.rate_limits.as_ref()).await {
+            tracing::warn!(error = %gateway_types::error::error_chain(&err), "could not record rate-limit usage; will retry");
         }
     }
 }

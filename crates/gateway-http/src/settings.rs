@@ -29,7 +29,7 @@ pub const EMBEDDED_PRODUCTION: &str = include_str!("../../../config/production.y
 pub type SettingsError = ConfigErrors;
 
 /// Keys whose environment-variable form is a comma-separated list.
-const LIST_KEYS: &[&str] = &["server.cors.allowed_origins"];
+const LIST_KEYS: &[&str] = &["server.cors.allowed_origins", "server.trusted_proxies"];
 
 /// Where the configuration comes from.
 #[derive(Clone, Default)]
@@ -162,6 +162,14 @@ pub fn load(opts: LoadOptions) -> Result<GatewayConfig, SettingsError> {
         &mut cfg.declarative,
         &opts.env_vars,
     ));
+    // The limiter checks the rules' match values; the ranges it shares with `validate` are
+    // reported once.
+    for (key, message) in gateway_ratelimit::registry::config_issues(&cfg.rate_limit) {
+        let issue = ConfigIssue::new(key, message);
+        if !issues.iter().any(|i| i.key == issue.key) {
+            issues.push(issue);
+        }
+    }
     // The keys themselves (base64 of 32 bytes) are checked by the sealer that will use them;
     // the shape checks it shares with `validate` are reported once.
     if let Err(errors) = gateway_auth::sealing::Sealer::from_config(&cfg.secrets) {
@@ -453,6 +461,61 @@ mod tests {
         assert_eq!(
             cfg.auth.jwt_secret.expose_secret(),
             "12345678901234567890123456789012345"
+        );
+    }
+
+    #[test]
+    fn rate_limits_and_trusted_proxies_from_the_environment() {
+        let cfg = load(opts(
+            None,
+            &[
+                ("GATEWAY__RATE_LIMIT__IP__LIMIT", "5"),
+                ("GATEWAY__RATE_LIMIT__FAILURE_MODE", "closed"),
+                ("GATEWAY__RATE_LIMIT__PLANS__FREE__WINDOW_SECONDS", "10"),
+                ("GATEWAY__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1"),
+            ],
+        ))
+        .unwrap();
+        let rl = &cfg.rate_limit;
+        assert_eq!(
+            rl.ip,
+            Some(gateway_types::config::LimitConfig {
+                limit: 5,
+                window_seconds: 60
+            }),
+            "a null section set from the environment"
+        );
+        assert_eq!(
+            rl.failure_mode,
+            gateway_types::config::RateLimitFailureMode::Closed
+        );
+        assert_eq!(
+            rl.plans.free.map(|q| (q.limit, q.window_seconds)),
+            Some((1200, 10))
+        );
+        assert_eq!(cfg.server.trusted_proxies, ["10.0.0.0/8", "127.0.0.1"]);
+    }
+
+    #[test]
+    fn rate_limit_rules_are_checked_by_the_limiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("extra.yaml");
+        std::fs::write(
+            &file,
+            "rate_limit:\n  rules:\n    - { name: ok, scope: tool, match: search, limit: 5 }\n    - { name: bad, scope: ip, match: 10.0.0.1/8, limit: 5 }\n    - { name: worse, scope: endpoint, match: servers, limit: 0 }\n",
+        )
+        .unwrap();
+        let mut o = opts(None, &[("GATEWAY__SERVER__TRUSTED_PROXIES", "proxy.example")]);
+        o.config_file = Some(file);
+        let keys: Vec<String> = load(o).unwrap_err().0.into_iter().map(|i| i.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.trusted_proxies[0]",
+                "rate_limit.rules[2].limit",
+                "rate_limit.rules[1].match",
+                "rate_limit.rules[2].match",
+            ]
         );
     }
 

@@ -14,6 +14,11 @@ use gateway_auth::policy::{Effect, PolicyRegistry, PolicyRule};
 use gateway_auth::sealing::Sealer;
 use gateway_auth::service::{AuthService, AuthStores};
 use gateway_logging::audit::{Auditor, AuditorOptions};
+use gateway_ratelimit::RateLimits;
+use gateway_ratelimit::client_ip::TrustedProxies;
+use gateway_ratelimit::clock::SystemClock;
+use gateway_ratelimit::limiter::{Limiter, RedisSettings};
+use gateway_ratelimit::redis::RedisBackend;
 use gateway_types::config::GatewayConfig;
 use gateway_types::store::{Stores, TokenDenyList};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -45,6 +50,9 @@ pub enum StateError {
     /// The keys for secrets at rest are missing or invalid (the loader checks them first).
     #[error(transparent)]
     Secrets(gateway_types::config::ConfigErrors),
+    /// The rate-limit rules or the trusted proxies are invalid (the loader checks them first).
+    #[error("invalid rate limiting configuration: {0}")]
+    RateLimit(String),
 }
 
 /// The application state, shared by all actix workers. Cheap to clone.
@@ -79,6 +87,10 @@ pub struct AppState {
     pub(crate) servers: Arc<ServerCache>,
     /// Changes written through any replica, from the change-log poller ([`crate::changes`]).
     pub changes: crate::changes::ChangeFeed,
+    /// Rate-limit rules in force and the limiter (Redis or in-memory).
+    pub limits: Arc<RateLimits>,
+    /// `server.trusted_proxies`, for [`crate::client_ip::client_ip`].
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl AppState {
@@ -100,6 +112,11 @@ impl AppState {
         let hub = build_hub(&config, &stores, runtime.clone())?;
         let auditor = Auditor::spawn(stores.audit.clone(), &runtime, AuditorOptions::default());
         let sealer = Arc::new(Sealer::from_config(&config.secrets).map_err(StateError::Secrets)?);
+        let limits = Arc::new(build_limits(&config, &runtime)?);
+        let trusted_proxies = Arc::new(
+            TrustedProxies::parse(&config.server.trusted_proxies)
+                .map_err(|(i, e)| StateError::RateLimit(format!("server.trusted_proxies[{i}]: {e}")))?,
+        );
         let on_change = Arc::downgrade(&hub);
         let servers = Arc::new(
             ServerCache::new(
@@ -115,6 +132,8 @@ impl AppState {
             }),
         );
         Ok(Self {
+            limits,
+            trusted_proxies,
             auth,
             policies,
             hub,
@@ -130,6 +149,34 @@ impl AppState {
             runtime,
         })
     }
+}
+
+/// The rate limiter: on Redis when `redis.url` is set (falling back to memory as
+/// `rate_limit.failure_mode` says), in memory otherwise; with the configuration's rules.
+fn build_limits(config: &GatewayConfig, runtime: &tokio::runtime::Handle) -> Result<RateLimits, StateError> {
+    let rl = &config.rate_limit;
+    let clock = Arc::new(SystemClock);
+    let limiter = if config.redis.url.is_some() {
+        let timeout = Duration::from_millis(rl.redis_timeout_ms);
+        let backend = RedisBackend::new(&config.redis, &config.redis.key_prefix, timeout)
+            .map_err(|e| StateError::RateLimit(gateway_types::error::error_chain(&e)))?;
+        let settings = RedisSettings {
+            timeout,
+            breaker_failures: rl.breaker_failures,
+            breaker_reprobe: Duration::from_millis(rl.breaker_reprobe_ms),
+            failure_mode: rl.failure_mode,
+        };
+        Limiter::redis(
+            backend,
+            settings,
+            rl.memory_max_keys,
+            clock,
+            Some(runtime.clone()),
+        )
+    } else {
+        Limiter::memory(rl.memory_max_keys, clock)
+    };
+    RateLimits::new(rl, limiter).map_err(|e| StateError::RateLimit(e.to_string()))
 }
 
 /// The MCP hub: connectors for every upstream transport on one shared HTTP client.

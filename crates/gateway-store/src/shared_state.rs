@@ -80,7 +80,8 @@ impl TokenDenyList for MemoryDenyList {
     }
 }
 
-/// Key prefix of everything the gateway writes to Redis.
+/// Key prefix of everything the gateway writes to Redis, unless `redis.key_prefix` says
+/// otherwise.
 pub const DEFAULT_KEY_PREFIX: &str = "mcpgw:";
 
 /// The deny-list on Redis, shared by every replica (keys `<prefix>deny:<jti>`, expiring with
@@ -101,12 +102,13 @@ impl std::fmt::Debug for RedisDenyList {
 }
 
 impl RedisDenyList {
-    /// Connects to `cfg.url` and checks that Redis answers.
+    /// Connects to `cfg.url` and checks that Redis answers; keys start with
+    /// `cfg.key_prefix`.
     ///
     /// # Errors
     /// No URL, a bad URL, or Redis not answering `PING` within `cfg.timeout_ms`.
     pub async fn connect(cfg: &RedisConfig) -> Result<Self, ConnectError> {
-        Self::connect_with_prefix(cfg, DEFAULT_KEY_PREFIX).await
+        Self::connect_with_prefix(cfg, &cfg.key_prefix).await
     }
 
     /// Like [`RedisDenyList::connect`], with another key prefix (tests isolate themselves so).

@@ -2,9 +2,12 @@
 //! HTTP, legacy SSE, WebSocket, plain JSON-RPC) hands its messages to.
 //!
 //! The session runs the message pipeline: the gateway answers `ping` itself, asks the
-//! [`Guard`] about every request (policy, per-tool limits) before anything goes upstream,
-//! filters list results through it, and forwards the rest to its [`UpstreamSession`].
+//! [`Guard`] about every request (policy first, then per-method and per-tool limits) before
+//! anything goes upstream, filters list results through it, and forwards the rest to its
+//! [`UpstreamSession`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -18,13 +21,25 @@ use crate::error::error_message;
 use crate::events::EventLog;
 use crate::upstream::{ClientKey, Reply, ResultFilter, UpstreamSession};
 
+/// An admission that needs to wait (a rate limit decided on Redis); `Err` is the error the
+/// client gets.
+pub type Admission = Pin<Box<dyn Future<Output = Result<(), ErrorObject>> + Send + 'static>>;
+
 /// The pipeline's hooks, implemented by the HTTP layer with the policy engine and limiters.
 pub trait Guard: ResultFilter {
     /// Decides whether a request may go upstream; `Err` is the error the client gets.
     ///
     /// # Errors
-    /// The request is denied (policy, limits).
+    /// The request is denied (policy).
     fn check(&self, request: &Request) -> Result<(), ErrorObject>;
+
+    /// After [`Guard::check`] allowed it: an admission to await before the request goes
+    /// upstream (rate limits), or `None` when nothing needs deciding, so a request without
+    /// limits costs no allocation and no await.
+    fn admit(&self, request: &Request) -> Option<Admission> {
+        let _ = request;
+        None
+    }
 }
 
 /// A guard that allows everything.
@@ -358,6 +373,12 @@ impl ClientSession {
             _ => {}
         }
         if let Err(error) = self.guard.check(&req) {
+            let _ = reply.send(error_message(Some(req.id), error)).await;
+            return;
+        }
+        if let Some(admission) = self.guard.admit(&req)
+            && let Err(error) = admission.await
+        {
             let _ = reply.send(error_message(Some(req.id), error)).await;
             return;
         }

@@ -13,8 +13,8 @@
 //!   `<server><separator><name>` ([`Naming`]; never longer than 64 characters: longer names are
 //!   cut and end in a stable hash), ordered by server then upstream order; resources and
 //!   resource templates get URIs `gw://<server>/<original URI>`, restored on the way back.
-//! - a call is routed to its member with the original name, after the member's own policy
-//!   guard; answers, progress and server-to-client requests (sampling, elicitation, roots)
+//! - a call is routed to its member with the original name, after the member's own guard
+//!   (policy, then rate limits); answers, progress and server-to-client requests (sampling, elicitation, roots)
 //!   flow back on the call's stream; cancellations reach the member that has the call.
 //! - one member failing never breaks the others: its items drop out of the lists (and come
 //!   back when it recovers: its upstream session restarts it), and calls to it get a clear
@@ -108,7 +108,8 @@ pub struct MemberSpec {
     pub name: String,
     /// How to reach it.
     pub spec: UpstreamSpec,
-    /// The caller's policy on this server (checks calls, filters lists).
+    /// The caller's policy and rate limits on this server (checks and admits routed calls,
+    /// filters lists).
     pub guard: Arc<dyn Guard>,
 }
 
@@ -682,6 +683,11 @@ impl Federation {
     async fn forward(&self, member: usize, req: Request, fix: impl Fn(&Self, &mut Value)) -> Message {
         let m = &self.members[member];
         if let Err(e) = m.guard.check(&req) {
+            return error_message(Some(req.id), e);
+        }
+        if let Some(admission) = m.guard.admit(&req)
+            && let Err(e) = admission.await
+        {
             return error_message(Some(req.id), e);
         }
         if !self.ensure_initialized(member).await {

@@ -80,6 +80,8 @@ pub struct GatewayConfig {
     pub mcp: McpConfig,
     /// Encryption of secrets at rest (upstream credentials, server environments).
     pub secrets: SecretsConfig,
+    /// Rate limiting.
+    pub rate_limit: RateLimitConfig,
     /// Namespaces and servers declared in configuration, reconciled into the store at start.
     pub declarative: DeclarativeConfig,
     /// The worker's health checks of registered servers.
@@ -185,6 +187,131 @@ impl Default for HealthChecksConfig {
             retention_days: 7,
         }
     }
+}
+
+/// Rate limiting: the levels every request is checked at, the rules declared in
+/// configuration, and how the limiter behaves when Redis does not answer. The rule schema's
+/// finer checks (match values per scope) belong to `gateway-ratelimit`, which the loader uses.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Off = no request is counted or limited (no headers either).
+    pub enabled: bool,
+    /// What a decision does while Redis (when configured) does not answer.
+    pub failure_mode: RateLimitFailureMode,
+    /// Longest wait for one Redis decision before it counts as a failure.
+    pub redis_timeout_ms: u64,
+    /// Consecutive Redis failures that open the circuit breaker (decisions stop asking Redis).
+    pub breaker_failures: u32,
+    /// While the breaker is open, Redis is probed this often; the first answer closes it.
+    pub breaker_reprobe_ms: u64,
+    /// Most counters the in-memory backend keeps; idle ones are evicted first.
+    pub memory_max_keys: usize,
+    /// Every replica rebuilds its rule snapshots from the store this often.
+    pub reload_interval_seconds: u64,
+    /// Usage counts are written to `rate_limit_usage` this often (in one batch).
+    pub usage_flush_seconds: u64,
+    /// Per client IP, before authentication; `None` = no per-IP limit.
+    pub ip: Option<LimitConfig>,
+    /// Per principal (user, API key, app), after authentication; `None` = none.
+    pub principal: Option<LimitConfig>,
+    /// Per organization, by plan.
+    pub plans: PlanLimitsConfig,
+    /// Rules for every organization (the API manages each organization's own).
+    pub rules: Vec<RateLimitRuleConfig>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            failure_mode: RateLimitFailureMode::Open,
+            redis_timeout_ms: 25,
+            breaker_failures: 3,
+            breaker_reprobe_ms: 2000,
+            memory_max_keys: 100_000,
+            reload_interval_seconds: 10,
+            usage_flush_seconds: 60,
+            ip: None,
+            principal: None,
+            plans: PlanLimitsConfig::default(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// What rate-limit decisions do while Redis does not answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitFailureMode {
+    /// Decide on this replica's in-memory counters (each replica enforces the limits on its
+    /// own), with a warning log and a metric.
+    #[default]
+    Open,
+    /// Refuse every request that a limit applies to until Redis answers again.
+    Closed,
+}
+
+/// A quota: `limit` requests per `window_seconds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// The window, in seconds.
+    #[serde(default = "default_window_seconds")]
+    pub window_seconds: u32,
+}
+
+const fn default_window_seconds() -> u32 {
+    60
+}
+
+/// Per-organization limits by plan; `None` = no organization-wide limit for that plan.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanLimitsConfig {
+    /// Organizations on the free plan.
+    pub free: Option<LimitConfig>,
+    /// Organizations on the team plan.
+    pub team: Option<LimitConfig>,
+    /// Organizations on the enterprise plan.
+    pub enterprise: Option<LimitConfig>,
+}
+
+impl Default for PlanLimitsConfig {
+    fn default() -> Self {
+        Self {
+            free: Some(LimitConfig {
+                limit: 1200,
+                window_seconds: 60,
+            }),
+            team: Some(LimitConfig {
+                limit: 12_000,
+                window_seconds: 60,
+            }),
+            enterprise: None,
+        }
+    }
+}
+
+/// A rate-limit rule declared in configuration; it applies to every organization.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRuleConfig {
+    /// Unique among the declared rules; shown in errors, headers and metrics.
+    pub name: String,
+    /// What the rule counts (`ip`, `principal`, `organization`, `endpoint`, `method`, `tool`).
+    pub scope: crate::model::RateLimitScope,
+    /// Which value of the scope it applies to (a CIDR, a principal id, an organization slug,
+    /// a route, an MCP method, a tool name); `None` = every value, each counted on its own.
+    #[serde(default, rename = "match")]
+    pub match_value: Option<String>,
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// The window, in seconds.
+    #[serde(default = "default_window_seconds")]
+    pub window_seconds: u32,
 }
 
 /// MCP sessions, their buffers and the upstream processes the gateway runs.
@@ -319,6 +446,9 @@ pub struct ServerConfig {
     pub client_request_timeout_seconds: u64,
     /// Cross-origin resource sharing.
     pub cors: CorsConfig,
+    /// Reverse proxies (CIDR ranges) whose `Forwarded` / `X-Forwarded-For` headers name the
+    /// client; from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -332,6 +462,7 @@ impl Default for ServerConfig {
             keep_alive_seconds: 75,
             client_request_timeout_seconds: 10,
             cors: CorsConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -450,6 +581,8 @@ pub struct RedisConfig {
     pub pool_size: usize,
     /// Time to connect or to answer one command before Redis counts as down.
     pub timeout_ms: u64,
+    /// Prefix of every key the gateway writes (deployments sharing one Redis use their own).
+    pub key_prefix: String,
 }
 
 impl Default for RedisConfig {
@@ -458,6 +591,7 @@ impl Default for RedisConfig {
             url: None,
             pool_size: 16,
             timeout_ms: 250,
+            key_prefix: "mcpgw:".into(),
         }
     }
 }
@@ -750,6 +884,12 @@ impl GatewayConfig {
             "server.cors.allow_credentials",
             "cannot be true when allowed_origins contains \"*\"",
         );
+        for (i, range) in s.trusted_proxies.iter().enumerate() {
+            if let Err(msg) = crate::net::IpNet::parse(range) {
+                check(false, &format!("server.trusted_proxies[{i}]"), &msg);
+            }
+        }
+        rate_limit_issues(&self.rate_limit, &mut issues);
 
         let d = &self.database;
         if let Err(issue) = d.backend() {
@@ -805,6 +945,11 @@ impl GatewayConfig {
             (1..=60_000).contains(&self.redis.timeout_ms),
             "redis.timeout_ms",
             "must be between 1 and 60000",
+        );
+        check(
+            self.redis.key_prefix.len() <= 64 && self.redis.key_prefix.bytes().all(|b| b.is_ascii_graphic()),
+            "redis.key_prefix",
+            "must be at most 64 printable characters without spaces",
         );
 
         let a = &self.auth;
@@ -1019,6 +1164,89 @@ impl GatewayConfig {
     }
 }
 
+/// The ranges of the `rate_limit` section's numbers (the match values of its rules are checked
+/// by `gateway-ratelimit`, through the loader).
+fn rate_limit_issues(r: &RateLimitConfig, issues: &mut Vec<ConfigIssue>) {
+    let mut check = |ok: bool, key: &str, msg: &str| {
+        if !ok {
+            issues.push(ConfigIssue::new(key, msg));
+        }
+    };
+    check(
+        (1..=10_000).contains(&r.redis_timeout_ms),
+        "rate_limit.redis_timeout_ms",
+        "must be between 1 and 10000",
+    );
+    check(
+        (1..=1000).contains(&r.breaker_failures),
+        "rate_limit.breaker_failures",
+        "must be between 1 and 1000",
+    );
+    check(
+        (10..=600_000).contains(&r.breaker_reprobe_ms),
+        "rate_limit.breaker_reprobe_ms",
+        "must be between 10 and 600000",
+    );
+    check(
+        (100..=100_000_000).contains(&r.memory_max_keys),
+        "rate_limit.memory_max_keys",
+        "must be between 100 and 100000000",
+    );
+    check(
+        (1..=3600).contains(&r.reload_interval_seconds),
+        "rate_limit.reload_interval_seconds",
+        "must be between 1 and 3600",
+    );
+    check(
+        (1..=3600).contains(&r.usage_flush_seconds),
+        "rate_limit.usage_flush_seconds",
+        "must be between 1 and 3600",
+    );
+    let quotas = [
+        ("rate_limit.ip", r.ip),
+        ("rate_limit.principal", r.principal),
+        ("rate_limit.plans.free", r.plans.free),
+        ("rate_limit.plans.team", r.plans.team),
+        ("rate_limit.plans.enterprise", r.plans.enterprise),
+    ];
+    for (key, quota) in quotas {
+        if let Some(q) = quota {
+            limit_issues(key, q.limit, q.window_seconds, issues);
+        }
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, rule) in r.rules.iter().enumerate() {
+        let key = format!("rate_limit.rules[{i}]");
+        limit_issues(&key, rule.limit, rule.window_seconds, issues);
+        if !names.insert(rule.name.as_str()) {
+            issues.push(ConfigIssue::new(
+                format!("{key}.name"),
+                "repeats the name of an earlier rule",
+            ));
+        }
+    }
+}
+
+/// Largest `limit` of a quota.
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;
+/// Longest window of a quota, in seconds (a day).
+pub const MAX_RATE_WINDOW_SECONDS: u32 = 86_400;
+
+fn limit_issues(key: &str, limit: u32, window_seconds: u32, issues: &mut Vec<ConfigIssue>) {
+    if !(1..=MAX_RATE_LIMIT).contains(&limit) {
+        issues.push(ConfigIssue::new(
+            format!("{key}.limit"),
+            format!("must be between 1 and {MAX_RATE_LIMIT}"),
+        ));
+    }
+    if !(1..=MAX_RATE_WINDOW_SECONDS).contains(&window_seconds) {
+        issues.push(ConfigIssue::new(
+            format!("{key}.window_seconds"),
+            format!("must be between 1 and {MAX_RATE_WINDOW_SECONDS}"),
+        ));
+    }
+}
+
 const ROLE_NAMES: &[&str] = &["admin", "user", "viewer", "api_user"];
 const ROLE_HINT: &str = "must be one of admin, user, viewer, api_user";
 
@@ -1215,6 +1443,41 @@ mod tests {
         assert!(!debug.contains(DEVELOPMENT_MASTER_KEY), "{debug}");
         assert!(!debug.contains("b2xkLWtleQ=="), "{debug}");
         assert!(debug.contains("k0"), "key ids are not secret: {debug}");
+    }
+
+    #[test]
+    fn rate_limits_and_trusted_proxies_are_checked() {
+        let mut cfg = GatewayConfig::default();
+        cfg.server.trusted_proxies = vec!["10.0.0.0/8".into(), "10.0.0.1/8".into(), "proxy".into()];
+        cfg.rate_limit.ip = Some(LimitConfig {
+            limit: 0,
+            window_seconds: 60,
+        });
+        cfg.rate_limit.plans.team = Some(LimitConfig {
+            limit: 10,
+            window_seconds: 86_401,
+        });
+        cfg.rate_limit.redis_timeout_ms = 0;
+        let rule = |name: &str| RateLimitRuleConfig {
+            name: name.into(),
+            scope: crate::model::RateLimitScope::Tool,
+            match_value: None,
+            limit: 5,
+            window_seconds: 60,
+        };
+        cfg.rate_limit.rules = vec![rule("a"), rule("a")];
+        let got = keys(&cfg);
+        assert_eq!(
+            got,
+            [
+                "server.trusted_proxies[1]",
+                "server.trusted_proxies[2]",
+                "rate_limit.redis_timeout_ms",
+                "rate_limit.ip.limit",
+                "rate_limit.plans.team.window_seconds",
+                "rate_limit.rules[1].name",
+            ]
+        );
     }
 
     #[test]

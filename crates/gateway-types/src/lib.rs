@@ -3,7 +3,8 @@
 //! The vocabulary every other MCP Gateway crate speaks: identifier newtypes ([`ids`]), the
 //! domain model of every stored aggregate ([`model`]), JSON-RPC 2.0 messages that keep
 //! unknown fields ([`jsonrpc`]), the public error model ([`error`]), typed and validated
-//! configuration ([`config`]) and the storage traits, one per aggregate ([`store`]).
+//! configuration ([`config`]), IP ranges ([`net`]) and the storage traits, one per aggregate
+//! ([`store`]).
 //!
 //! It depends on no workspace crate and on no framework, driver or runtime: only serde,
 //! serde_json, thiserror, async-trait, uuid, chrono, url and secrecy. Embed it in any Rust
@@ -28,4 +29,5 @@ pub mod error;
 pub mod ids;
 pub mod jsonrpc;
 pub mod model;
+pub mod net;
 pub mod store;

@@ -168,7 +168,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod cidr;
 mod glob;
 mod registry;
 mod request;
@@ -180,7 +179,7 @@ mod agreement;
 #[cfg(test)]
 mod tests;
 
-pub use cidr::IpNet;
+pub use gateway_types::net::IpNet;
 pub use glob::{Glob, MAX_PATTERN_LEN};
 pub use registry::{PolicyRegistry, stored_rule};
 pub use request::{Claims, Item, PolicyRequest, SubjectFacts, Target};

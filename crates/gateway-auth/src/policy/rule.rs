@@ -10,8 +10,8 @@ use gateway_types::model::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::cidr::IpNet;
 use super::glob::Glob;
+use gateway_types::net::IpNet;
 
 /// Longest accepted rule id and name, in characters.
 pub const MAX_ID_LEN: usize = 128;

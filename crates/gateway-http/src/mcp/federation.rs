@@ -18,8 +18,9 @@ use gateway_types::ids::ServerId;
 use gateway_types::jsonrpc::ErrorObject;
 use gateway_types::model::{Namespace, Page, ServerFilter, ServerProtocol, ServerStatus};
 
-use super::PolicyGuard;
+use super::{PolicyGuard, SessionGuard};
 use crate::error::ApiError;
+use crate::ratelimit::McpLimiter;
 use crate::state::AppState;
 
 /// The header naming the namespace on `/mcp`, `/sse`, `/ws` and `/rpc`.
@@ -70,7 +71,10 @@ pub(super) fn federation_name(slug: &str) -> String {
 }
 
 /// Opens a federated client session on `ns` for the caller: every active server of the
-/// namespace is a member, each behind the caller's policy on it.
+/// namespace is a member, each behind the caller's policy and rate limits on it (requests
+/// routed to a member are checked with the member's own tool names, as on the server's own
+/// endpoints; what the federation answers itself — `initialize`, the merged lists — is not
+/// counted against method limits).
 pub(super) async fn open_federation(
     state: &AppState,
     req: &HttpRequest,
@@ -100,6 +104,7 @@ pub(super) async fn open_federation(
         .map_err(|_| internal())?;
     let mut members = Vec::new();
     let mut timeout = Duration::from_secs(1);
+    let ip = crate::client_ip::client_ip(req);
     for record in records.items {
         if record.status == ServerStatus::Inactive {
             continue;
@@ -113,18 +118,17 @@ pub(super) async fn open_federation(
         };
         let spec = crate::upstreams::spec_of(&server, state.config.server.max_body_bytes);
         timeout = timeout.max(spec.timeout);
-        let guard = Arc::new(
-            PolicyGuard::new(
-                Arc::clone(&state.policies),
-                state.auditor.clone(),
-                principal,
-                Some(ns.slug.clone()),
-                server.record.name.clone(),
-                req.peer_addr().map(|a| a.ip()),
-            )
-            // A member that is down (health checks) has its calls refused at once.
-            .with_availability(server.record.id, Arc::clone(&state.servers)),
-        );
+        let policy = PolicyGuard::new(
+            Arc::clone(&state.policies),
+            state.auditor.clone(),
+            principal,
+            Some(ns.slug.clone()),
+            server.record.name.clone(),
+            ip,
+        )
+        // A member that is down (health checks) has its calls refused at once.
+        .with_availability(server.record.id, Arc::clone(&state.servers));
+        let guard = Arc::new(SessionGuard::new(policy, McpLimiter::new(state, principal, ip)));
         members.push(MemberSpec {
             name: server.record.name.clone(),
             spec,

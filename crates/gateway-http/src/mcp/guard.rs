@@ -1,7 +1,10 @@
-//! The MCP pipeline's policy hook: one [`PolicyGuard`] per client session decides every
-//! request and filters every list result with the same evaluation function, so what a client
-//! sees listed and what it may use never disagree. It also refuses every request at once while
-//! the session's server is down (health checks failing), with `-32000`.
+//! The MCP pipeline's hooks for one client session: [`SessionGuard`] composes the policy
+//! ([`PolicyGuard`]: decides every request and filters every list result with the same
+//! evaluation function, so what a client sees listed and what it may use never disagree) and
+//! the per-method and per-tool rate limits ([`McpLimiter`]), checked in that order: a request
+//! the policy denies is never counted against a limit.
+//! The policy guard also refuses every request at once while the session's server is down
+//! (health checks failing), with `-32000`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,7 +12,7 @@ use std::sync::Arc;
 use gateway_auth::policy::{Action, ItemKind, PolicyRegistry, PolicyRequest, SubjectFacts, Target};
 use gateway_auth::principal::Principal;
 use gateway_logging::audit::{Auditor, RequestContext};
-use gateway_transport::client::Guard;
+use gateway_transport::client::{Admission, Guard};
 use gateway_transport::error::codes;
 use gateway_transport::upstream::ResultFilter;
 use gateway_types::ids::{OrgId, ServerId};
@@ -17,6 +20,36 @@ use gateway_types::jsonrpc::{ErrorObject, Request};
 use serde_json::Value;
 
 use crate::servers_cache::ServerCache;
+use crate::ratelimit::McpLimiter;
+
+/// Policy, then rate limits, for one client session.
+#[derive(Debug)]
+pub(crate) struct SessionGuard {
+    policy: PolicyGuard,
+    limits: McpLimiter,
+}
+
+impl SessionGuard {
+    pub(crate) fn new(policy: PolicyGuard, limits: McpLimiter) -> Self {
+        Self { policy, limits }
+    }
+}
+
+impl ResultFilter for SessionGuard {
+    fn filter(&self, method: &str, result: &mut Value) {
+        self.policy.filter(method, result);
+    }
+}
+
+impl Guard for SessionGuard {
+    fn check(&self, request: &Request) -> Result<(), ErrorObject> {
+        self.policy.check(request)
+    }
+
+    fn admit(&self, request: &Request) -> Option<Admission> {
+        self.limits.admit(request)
+    }
+}
 
 /// Policy for one client session on one server.
 pub(crate) struct PolicyGuard {

@@ -35,7 +35,7 @@ use crate::routes::not_allowed;
 use crate::servers_cache::ResolvedServer;
 use crate::state::AppState;
 
-pub(crate) use guard::PolicyGuard;
+pub(crate) use guard::{PolicyGuard, SessionGuard};
 
 /// Protocol revisions of the session-based era the endpoints speak.
 pub(crate) const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -291,17 +291,18 @@ async fn open_session(
     if state.servers.is_down(server.record.id) {
         return Err(guard::server_down(&server.record.name));
     }
-    let guard = Arc::new(
-        PolicyGuard::new(
-            Arc::clone(&state.policies),
-            state.auditor.clone(),
-            principal,
-            None,
-            server.record.name.clone(),
-            req.peer_addr().map(|a| a.ip()),
-        )
-        .with_availability(server.record.id, Arc::clone(&state.servers)),
-    );
+    let ip = crate::client_ip::client_ip(req);
+    let policy = PolicyGuard::new(
+        Arc::clone(&state.policies),
+        state.auditor.clone(),
+        principal,
+        None,
+        server.record.name.clone(),
+        ip,
+    )
+    .with_availability(server.record.id, Arc::clone(&state.servers));
+    let limits = crate::ratelimit::McpLimiter::new(state, principal, ip);
+    let guard = Arc::new(SessionGuard::new(policy, limits));
     let mode = mode.unwrap_or_else(|| SessionMode::parse(&server.session_mode).unwrap_or_default());
     state
         .hub

@@ -7,6 +7,7 @@ mod logs;
 mod metrics;
 mod namespaces;
 mod policies;
+mod rate_limits;
 mod servers;
 mod users;
 
@@ -120,6 +121,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/api/admin/namespaces/{id}/sessions",
             namespaces::sessions,
         ))
+        .service(
+            web::resource("/api/admin/rate-limits")
+                .route(web::get().to(rate_limits::list))
+                .route(web::post().to(rate_limits::create))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(get_only("/api/admin/rate-limits/usage", rate_limits::usage))
+        .service(
+            web::resource("/api/admin/rate-limits/{id}")
+                .route(web::get().to(rate_limits::get))
+                .route(web::put().to(rate_limits::update))
+                .route(web::delete().to(rate_limits::delete))
+                .default_service(not_allowed("GET, PUT, DELETE")),
+        )
         .service(get_only("/admin/logs", logs::list))
         .service(get_only("/admin/logs/verify", logs::verify))
         .service(

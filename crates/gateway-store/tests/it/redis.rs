@@ -26,6 +26,7 @@ fn config(url: &str) -> RedisConfig {
         url: Some(SecretString::from(url.to_owned())),
         pool_size: 4,
         timeout_ms: 300,
+        ..RedisConfig::default()
     }
 }
 

@@ -1,4 +1,5 @@
-//! Client IP ranges in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`, or a single address).
+//! IP ranges in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`, or a single address): policy
+//! conditions on the client IP, trusted proxies and rate-limit rules all parse them here.
 //!
 //! IPv4-mapped IPv6 addresses are treated as the IPv4 address they carry, on both sides: a
 //! client seen as `::ffff:10.1.2.3` (a dual-stack listener) is inside `10.0.0.0/8`, and a range
@@ -59,6 +60,12 @@ impl IpNet {
             ));
         }
         Ok(net)
+    }
+
+    /// The prefix length (`/8` → 8); longer is more specific.
+    #[must_use]
+    pub const fn prefix(&self) -> u8 {
+        self.prefix
     }
 
     /// Whether `ip` is inside the network.
