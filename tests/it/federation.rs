@@ -27,6 +27,7 @@ async fn namespace(s: &Setup, slug: &str) -> NamespaceId {
                 name: slug.into(),
                 slug: slug.into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await

@@ -554,6 +554,7 @@ async fn a_tool_limit_answers_every_mcp_transport_with_a_json_rpc_error() {
                 name: "Tools".into(),
                 slug: "tools".into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await

@@ -11,12 +11,12 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct-horse-1";
+pub(crate) const PASSWORD: &str = "correct-horse-1";
 const ENV_SECRET: &str = "env-secret-4f1c9a";
 const HEADER_SECRET: &str = "header-secret-77d2e0";
 const BEARER_SECRET: &str = "bearer-secret-b03e5d";
 
-async fn spawn(database_url: Option<&str>) -> TestApp {
+pub(crate) async fn spawn(database_url: Option<&str>) -> TestApp {
     let mut builder = TestApp::builder().env("GATEWAY__AUTH__BCRYPT_COST", "4");
     if let Some(url) = database_url {
         builder = builder.database_url(url);
@@ -26,7 +26,7 @@ async fn spawn(database_url: Option<&str>) -> TestApp {
 
 /// Runs `scenario` against a fresh gateway on SQLite, then on a fresh PostgreSQL database when
 /// `DATABASE_URL` is set (set but unreachable fails in `TestDb`).
-async fn on_every_backend(scenario: impl AsyncFn(&TestApp)) {
+pub(crate) async fn on_every_backend(scenario: impl AsyncFn(&TestApp)) {
     let app = spawn(None).await;
     scenario(&app).await;
     drop(app);
@@ -39,7 +39,7 @@ async fn on_every_backend(scenario: impl AsyncFn(&TestApp)) {
     }
 }
 
-async fn org(app: &TestApp, slug: &str) -> OrgId {
+pub(crate) async fn org(app: &TestApp, slug: &str) -> OrgId {
     app.stores
         .organizations
         .create(NewOrganization {
@@ -52,7 +52,7 @@ async fn org(app: &TestApp, slug: &str) -> OrgId {
         .id
 }
 
-async fn token(app: &TestApp, org: OrgId, email: &str, role: Role) -> String {
+pub(crate) async fn token(app: &TestApp, org: OrgId, email: &str, role: Role) -> String {
     let hash = gateway_auth::password::hash(&SecretString::from(PASSWORD), 4).unwrap();
     app.stores
         .users
@@ -81,7 +81,7 @@ async fn token(app: &TestApp, org: OrgId, email: &str, role: Role) -> String {
 }
 
 /// `(status, raw body, parsed body)`.
-async fn send(
+pub(crate) async fn send(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -112,7 +112,7 @@ fn stdio_server(name: &str) -> Value {
     })
 }
 
-fn http_server(name: &str) -> Value {
+pub(crate) fn http_server(name: &str) -> Value {
     json!({
         "name": name,
         "protocol": "http",
@@ -126,7 +126,7 @@ fn http_server(name: &str) -> Value {
 }
 
 /// An admin of a fresh organization `slug`.
-async fn admin_of(app: &TestApp, slug: &str) -> (OrgId, String) {
+pub(crate) async fn admin_of(app: &TestApp, slug: &str) -> (OrgId, String) {
     let org = org(app, slug).await;
     let admin = token(app, org, &format!("admin@{slug}.example"), Role::Admin).await;
     (org, admin)
@@ -402,6 +402,7 @@ async fn invalid_servers_are_refused_with_precise_errors() {
                 name: "x".into(),
                 slug: "x".into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await
@@ -895,6 +896,7 @@ async fn namespaces_scope_servers() {
                 name: "Prod".into(),
                 slug: "prod".into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await

@@ -191,6 +191,12 @@ impl Running {
         }
     }
 
+    /// What it has written to stdout so far.
+    #[must_use]
+    pub fn stdout_so_far(&self) -> String {
+        lock(&self.stdout).clone()
+    }
+
     /// Sends a signal (`TERM`, `INT`) with the system's `kill`.
     ///
     /// # Panics
@@ -259,4 +265,59 @@ fn collect(
 fn logged_field(line: &str, field: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
     Some(value.get(field)?.as_str()?.to_owned())
+}
+
+/// `mcp-echo --http ADDR` (`bench/mcp-echo`): a real MCP server over Streamable HTTP (one
+/// `echo` tool), started and stopped at will, e.g. to take an upstream down and back up on the
+/// same address.
+#[derive(Debug)]
+pub struct McpEcho {
+    child: Child,
+    /// The bound address.
+    pub address: SocketAddr,
+}
+
+impl McpEcho {
+    /// Starts it on `addr` (`127.0.0.1:0` for a free port) and waits for its
+    /// `listening on …` line. A fixed address just freed may take a moment to be bindable
+    /// again: it retries for [`PROCESS_TIMEOUT`].
+    ///
+    /// # Panics
+    /// It cannot be started.
+    pub async fn start(addr: &str) -> Self {
+        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        loop {
+            let mut child = Command::new(binary("mcp-echo"))
+                .args(["--http", addr])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn mcp-echo");
+            let stdout = child.stdout.take().expect("stdout");
+            let mut lines = BufReader::new(stdout).lines();
+            let first = tokio::time::timeout(PROCESS_TIMEOUT, lines.next_line()).await;
+            if let Ok(Ok(Some(line))) = first
+                && let Some(address) = line.strip_prefix("listening on ").and_then(|a| a.parse().ok())
+            {
+                return Self { child, address };
+            }
+            let _ = child.kill().await;
+            assert!(Instant::now() < deadline, "mcp-echo did not start on {addr}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `http://<address>/mcp`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.address)
+    }
+
+    /// Kills it and waits until it is gone; returns its address (to start it there again).
+    pub async fn stop(mut self) -> SocketAddr {
+        let _ = self.child.kill().await;
+        self.address
+    }
 }

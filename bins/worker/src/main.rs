@@ -1,14 +1,15 @@
 //! `gateway-worker`: the MCP Gateway's background worker.
 //!
-//! Wiring only. Today it has no jobs: it loads the configuration, installs logging, connects
-//! the store (so a misconfigured deployment fails here too) and waits for SIGINT/SIGTERM.
-//! Upstream health checks and catalog refresh arrive with the server-registry work, log
-//! retention and aggregation with the logging work; each will be a library entry point this
-//! binary spawns. It never runs migrations: `gateway-api` (or `gateway-migrate`) owns them.
+//! Wiring only: it loads the configuration, installs logging, connects the store, starts the
+//! jobs (each a library entry point, wired in its own module: [`health`] for the servers'
+//! health checks and the roll-up into `server_stats`) and runs until SIGINT/SIGTERM. It never
+//! runs migrations: `gateway-api` (or `gateway-migrate`) owns them.
 //!
 //! ```text
 //! gateway-worker [--config FILE]
 //! ```
+
+mod health;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,12 +67,14 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let stores = gateway_store::connect(&config.database)
         .await
         .context("connecting to the database")?;
+    let health = health::start(&config, &stores).context("starting the health checks")?;
     tracing::info!(
         store.backend = stores.status.backend(),
-        "gateway-worker started; no jobs yet (health checks arrive with the server registry, \
-         log retention with request logging)"
+        health_checks = config.health_checks.enabled,
+        "gateway-worker started"
     );
     stop.await;
+    health.stop().await;
     tracing::info!("gateway-worker stopped");
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use gateway_types::model::{NewNamespace, NewOrganization, NewUser, Plan, Role};
+use gateway_types::model::{NewNamespace, NewOrganization, NewUser, Plan, RecordSource, Role};
 use gateway_types::store::{NamespaceStore, OrganizationStore, StoreError, UserStore};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -76,6 +76,7 @@ pub async fn setup_admin(
                 name: "Default".into(),
                 slug: DEFAULT_SLUG.into(),
                 description: Some("Created by setup-admin".into()),
+                source: RecordSource::Api,
             };
             match namespaces.create(org.id, new).await {
                 Ok(_) => true,

@@ -576,6 +576,12 @@ impl AuthService {
         Ok(())
     }
 
+    /// Forgets every cached key confined to `namespace` (its keys were deleted with it), so
+    /// they stop working at once on this replica.
+    pub fn forget_namespace_keys(&self, namespace: NamespaceId) {
+        lock(&self.key_cache).retain(|_, c| c.key.namespace_id != Some(namespace));
+    }
+
     /// Exchanges an A2A key for a short-lived access token carrying the key's scopes.
     ///
     /// # Errors

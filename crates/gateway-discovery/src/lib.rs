@@ -1,8 +1,12 @@
 //! # gateway-discovery
 //!
-//! Will own the server registry (issue 7): turning a server record into a live upstream,
-//! the in-memory capability catalog (tools, resources, prompts) refreshed on list-changed
-//! notifications and on a schedule, namespace federation, and health checking.
+//! Owns the server registry's background side (issue 7): turning a server record into a live
+//! upstream for checks, health checking with status hysteresis and the roll-up of request
+//! logs into server counters ([`health`]). The capability catalog and namespace federation
+//! belong here too.
 //!
-//! Depends on `gateway-types`, and on `gateway-transport` and `gateway-virtual` once they
-//! provide upstreams.
+//! Depends on `gateway-types` and `gateway-transport` (its connectors reach the servers); it
+//! sees storage only through the `gateway-types` traits and never holds secret keys (the
+//! application opens a server's secrets through [`health::UpstreamSpecs`]).
+
+pub mod health;

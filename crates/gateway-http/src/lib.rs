@@ -28,6 +28,7 @@
 pub mod audit;
 pub mod authn;
 pub mod changes;
+pub mod declarative;
 pub mod client_ip;
 pub mod error;
 mod mcp;
@@ -42,6 +43,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
+pub mod upstreams;
 
 pub use error::ApiError;
 pub use server::serve;

@@ -91,6 +91,20 @@ pub async fn serve(
                 gateway_types::error::error_chain(&e)
             ))
         })?;
+    // Namespaces and servers declared in configuration, before the first request.
+    crate::declarative::reconcile(&state).await.map_err(|e| {
+        io::Error::other(format!(
+            "applying the declarative configuration: {}",
+            gateway_types::error::error_chain(&e)
+        ))
+    })?;
+    // Which servers are down (health checks): later changes arrive through the change feed.
+    if let Err(err) = state.servers.load_statuses().await {
+        tracing::warn!(
+            error.chain = gateway_types::error::error_chain(&err),
+            "could not read server statuses; they are learned as servers are looked up"
+        );
+    }
     // Stored rate limits: without them the configuration's still apply, so a failure here
     // is a warning, and the periodic reload keeps trying.
     if let Err(err) = reload_rate_limits_once(&state).await {

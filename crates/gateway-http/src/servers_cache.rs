@@ -5,7 +5,8 @@
 //! every request, so it must not cost a database round trip each time:
 //!
 //! - entries (hits and misses alike) live for a short TTL ([`DEFAULT_TTL`], 5 s), so another
-//!   replica's changes arrive within that time;
+//!   replica's changes arrive within that time at the latest; the change feed
+//!   ([`crate::changes`]) forgets a changed server within about a second;
 //! - the `/gateway/servers` handlers call [`ServerCache::invalidate`] after every write, so
 //!   this replica sees its own changes at once;
 //! - when the store is unavailable, an expired entry is served stale rather than failing the
@@ -13,10 +14,15 @@
 //! - the cache holds at most [`MAX_ENTRIES`] entries; past that, expired entries go first and
 //!   then everything, so lookups of made-up names cannot grow it without bound.
 //!
+//! It also keeps which servers are `down` (health checks failing): the MCP endpoints refuse
+//! new sessions and every request on open sessions to those at once ([`ServerCache::is_down`]),
+//! loaded at start ([`ServerCache::load_statuses`]) and fed by every record the cache reads and
+//! by the change feed, which the worker's status writes reach within about a second.
+//!
 //! Opened secrets stay in memory only: [`ResolvedServer`]'s `Debug` redacts every environment
 //! value and header value.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -24,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use gateway_auth::sealing::{SealError, Sealer};
 use gateway_types::ids::{OrgId, ServerId};
-use gateway_types::model::McpServer;
+use gateway_types::model::{McpServer, ServerStatus};
 use gateway_types::store::{ServerStore, StoreError};
 use serde::Deserialize;
 
@@ -175,6 +181,8 @@ pub(crate) struct ServerCache {
     /// Bumped by every invalidation: a lookup that started before one does not cache what it
     /// read (it may predate the write).
     generation: AtomicU64,
+    /// Servers whose status is `down` (or the older `error`).
+    down: RwLock<HashSet<ServerId>>,
     /// How each server handed out connects ([`connection_print`]), to notice changes.
     connections: Mutex<HashMap<ServerId, u64>>,
     /// Told when a server handed out connects differently now.
@@ -199,9 +207,45 @@ impl ServerCache {
             ttl,
             entries: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            down: RwLock::new(HashSet::new()),
             connections: Mutex::new(HashMap::new()),
             on_change: None,
         }
+    }
+
+    /// Whether `server` is down: its health checks fail, and calls to it are refused at once
+    /// until it recovers. An in-memory lookup, for the request path.
+    pub(crate) fn is_down(&self, server: ServerId) -> bool {
+        self.down
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&server)
+    }
+
+    /// Records a server's current status (from a record just read).
+    pub(crate) fn note_status(&self, server: ServerId, status: ServerStatus) {
+        let down = matches!(status, ServerStatus::Down | ServerStatus::Error);
+        let mut set = self.down.write().unwrap_or_else(PoisonError::into_inner);
+        if down {
+            set.insert(server);
+        } else {
+            set.remove(&server);
+        }
+    }
+
+    /// Records the status of every server (at start).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub(crate) async fn load_statuses(&self) -> Result<(), StoreError> {
+        let all = self.store.list_all().await?;
+        let down: HashSet<ServerId> = all
+            .iter()
+            .filter(|s| matches!(s.status, ServerStatus::Down | ServerStatus::Error))
+            .map(|s| s.id)
+            .collect();
+        *self.down.write().unwrap_or_else(PoisonError::into_inner) = down;
+        Ok(())
     }
 
     fn len(&self) -> usize {
@@ -252,6 +296,9 @@ impl ServerCache {
             }
             Err(err) => return Err(err),
         };
+        if let Some(r) = &record {
+            self.note_status(r.id, r.status);
+        }
         let value = match record {
             None => None,
             Some(record) => {
@@ -328,6 +375,11 @@ impl ServerCache {
     /// and, for a server this process has handed out, learns its new version (`None`: gone).
     pub(crate) fn apply_change(&self, org: OrgId, server: ServerId, now: Option<&McpServer>) {
         self.invalidate(org, server);
+        // A status written elsewhere (the health checks) applies at once; a server gone is not down.
+        match now {
+            Some(record) => self.note_status(record.id, record.status),
+            None => self.note_status(server, ServerStatus::Active),
+        }
         let known = self
             .connections
             .lock()
@@ -583,6 +635,15 @@ mod tests {
         }
         async fn delete(&self, org: OrgId, id: ServerId) -> Result<(), StoreError> {
             self.inner.delete(org, id).await
+        }
+        async fn set_status(
+            &self,
+            org: OrgId,
+            id: ServerId,
+            expected: ServerStatus,
+            to: ServerStatus,
+        ) -> Result<bool, StoreError> {
+            self.inner.set_status(org, id, expected, to).await
         }
     }
 

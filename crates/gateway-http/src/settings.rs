@@ -32,7 +32,7 @@ pub type SettingsError = ConfigErrors;
 const LIST_KEYS: &[&str] = &["server.cors.allowed_origins", "server.trusted_proxies"];
 
 /// Where the configuration comes from.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct LoadOptions {
     /// Value of `GATEWAY_ENV` (`None` = development).
     pub environment: Option<String>,
@@ -40,16 +40,32 @@ pub struct LoadOptions {
     pub config_dir: PathBuf,
     /// The `--config FILE` argument.
     pub config_file: Option<PathBuf>,
-    /// Environment variables; only those starting with `GATEWAY__` are used.
+    /// Environment variables: those starting with `GATEWAY__` override keys; any of them may
+    /// be named by `${NAME}` in the secrets of declared servers.
     pub env_vars: HashMap<String, String>,
 }
 
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Variable values may be secrets: names only.
+        let mut names: Vec<&String> = self.env_vars.keys().collect();
+        names.sort();
+        f.debug_struct("LoadOptions")
+            .field("environment", &self.environment)
+            .field("config_dir", &self.config_dir)
+            .field("config_file", &self.config_file)
+            .field("env_vars", &names)
+            .finish()
+    }
+}
+
 impl LoadOptions {
-    /// Options from this process: `GATEWAY_ENV`, `GATEWAY_CONFIG_DIR` and `GATEWAY__*` variables.
+    /// Options from this process: `GATEWAY_ENV`, `GATEWAY_CONFIG_DIR` and the environment
+    /// (`GATEWAY__*` overrides, and the variables declared secrets may name).
     #[must_use]
     pub fn from_process(config_file: Option<PathBuf>) -> Self {
-        let env_vars: HashMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.to_ascii_uppercase().starts_with("GATEWAY__"))
+        let env_vars: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
         Self {
             environment: std::env::var("GATEWAY_ENV").ok().filter(|v| !v.trim().is_empty()),
@@ -142,6 +158,10 @@ pub fn load(opts: LoadOptions) -> Result<GatewayConfig, SettingsError> {
 
     issues.extend(cfg.validate().err().map(|e| e.0).unwrap_or_default());
     issues.extend(policy_issues(&cfg.policies));
+    issues.extend(crate::declarative::config_issues(
+        &mut cfg.declarative,
+        &opts.env_vars,
+    ));
     // The limiter checks the rules' match values; the ranges it shares with `validate` are
     // reported once.
     for (key, message) in gateway_ratelimit::registry::config_issues(&cfg.rate_limit) {
@@ -716,6 +736,70 @@ mod tests {
             gateway_types::config::PolicyDefault::Deny
         );
         assert_eq!(cfg.policies.organizations["acme"].len(), 1);
+    }
+
+    #[test]
+    fn declared_servers_load_with_case_kept_and_secrets_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("declared.yaml");
+        let yaml = r#"
+declarative:
+  organizations:
+    acme:
+      namespaces:
+        - { slug: tools, name: Tools }
+      servers:
+        - name: everything
+          namespace: tools
+          protocol: stdio
+          command: npx
+          args: ["-y", "@modelcontextprotocol/server-everything"]
+          environment: { API_TOKEN: "${EVERYTHING_TOKEN}", LogLevel: debug }
+          timeout_seconds: 20
+          tags: [demo]
+          metadata: { owner: Platform }
+"#;
+        std::fs::write(&file, yaml).unwrap();
+        let mut o = opts(None, &[("EVERYTHING_TOKEN", "tok-123")]);
+        o.config_file = Some(file.clone());
+        let cfg = load(o).unwrap();
+        let org = &cfg.declarative.organizations["acme"];
+        assert_eq!(org.namespaces[0].slug, "tools");
+        let doc = &org.servers[0].0;
+        assert_eq!(doc["environment"]["API_TOKEN"], "tok-123");
+        assert_eq!(doc["environment"]["LogLevel"], "debug", "keys keep their case");
+        assert_eq!(doc["timeout_seconds"], 20);
+        assert_eq!(doc["metadata"]["owner"], "Platform");
+
+        let mut o = opts(None, &[]);
+        o.config_file = Some(file);
+        let err = load(o).unwrap_err();
+        assert_eq!(
+            issue_keys(&err),
+            ["declarative.organizations.acme.servers[0].environment.API_TOKEN"],
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn health_check_settings_are_validated() {
+        let err = load(opts(
+            None,
+            &[
+                ("GATEWAY__HEALTH_CHECKS__INTERVAL_SECONDS", "0"),
+                ("GATEWAY__HEALTH_CHECKS__DEGRADED_AFTER", "4"),
+                ("GATEWAY__HEALTH_CHECKS__DOWN_AFTER", "3"),
+            ],
+        ))
+        .unwrap_err();
+        assert_eq!(
+            issue_keys(&err),
+            ["health_checks.interval_seconds", "health_checks.down_after"],
+            "{err}"
+        );
+        let cfg = load(opts(None, &[("GATEWAY__HEALTH_CHECKS__INTERVAL_SECONDS", "5")])).unwrap();
+        assert_eq!(cfg.health_checks.interval_seconds, 5);
+        assert_eq!(cfg.health_checks.down_after, 3);
     }
 
     #[test]

@@ -4,13 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway_transport::client::SessionBuffers;
-use gateway_transport::http::HttpConnector;
 use gateway_transport::hub::{Hub, HubSettings};
-use gateway_transport::link::Connectors;
-use gateway_transport::sse_client::SseConnector;
-use gateway_transport::stdio::{ProcessTable, StdioConnector};
+use gateway_transport::stdio::ProcessTable;
 use gateway_transport::upstream::RestartPolicy;
-use gateway_transport::ws::WsConnector;
 
 use gateway_auth::jwt::{JwtKeys, KeyFileError, TokenIssuer};
 use gateway_auth::oidc::{HttpJwksFetcher, OidcVerifier, StoreOrgResolver};
@@ -190,14 +186,8 @@ fn build_hub(
     runtime: tokio::runtime::Handle,
 ) -> Result<Arc<Hub>, StateError> {
     let m = &config.mcp;
-    let client = gateway_transport::http::default_client().map_err(StateError::Transport)?;
     let processes = ProcessTable::new(m.max_processes_per_org);
-    let connectors = Connectors {
-        stdio: Arc::new(StdioConnector::new(Arc::clone(&processes))),
-        http: Arc::new(HttpConnector::new(client.clone())),
-        sse: Arc::new(SseConnector::new(client)),
-        ws: Arc::new(WsConnector::new()),
-    };
+    let (connectors, _) = crate::upstreams::connectors(&processes)?;
     let settings = HubSettings {
         idle_timeout: Duration::from_secs(m.session_idle_timeout_seconds),
         buffers: SessionBuffers {

@@ -38,6 +38,14 @@ pub(crate) enum DbError {
     /// A uniqueness rule the code checks itself (not a constraint) was violated.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// An organization's limit would be exceeded.
+    #[error("limit of {limit} {what} reached")]
+    Limit {
+        /// What is limited.
+        what: &'static str,
+        /// The limit.
+        limit: i64,
+    },
 }
 
 impl From<DieselError> for DbError {
@@ -65,6 +73,10 @@ impl From<DbError> for StoreError {
             DbError::NotFound => Self::NotFound,
             DbError::Conflict(what) => Self::Conflict {
                 what: what.to_owned(),
+            },
+            DbError::Limit { what, limit } => Self::LimitReached {
+                what: what.to_owned(),
+                limit,
             },
             DbError::Pool(err @ PoolError::NoRuntimeSpecified) => Self::Internal(Box::new(err)),
             DbError::Pool(err) => Self::Unavailable(Box::new(err)),

@@ -53,6 +53,7 @@
 mod checkout;
 mod convert;
 mod error;
+pub mod job_locks;
 pub mod migrate;
 mod postgres;
 pub mod shared_state;

@@ -82,6 +82,111 @@ pub struct GatewayConfig {
     pub secrets: SecretsConfig,
     /// Rate limiting.
     pub rate_limit: RateLimitConfig,
+    /// Namespaces and servers declared in configuration, reconciled into the store at start.
+    pub declarative: DeclarativeConfig,
+    /// The worker's health checks of registered servers.
+    pub health_checks: HealthChecksConfig,
+}
+
+/// Namespaces and servers declared in configuration (a deployment managed from version
+/// control). The api reconciles them into the store before it serves: it creates what is
+/// missing, updates what differs and deletes what it created earlier and the file no longer
+/// declares; records created through the API are never touched. (Access policies are declared
+/// under `policies.organizations` and apply from there.)
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeclarativeConfig {
+    /// What each organization declares, by organization slug (a missing organization is
+    /// created).
+    pub organizations: std::collections::BTreeMap<String, DeclaredOrganization>,
+}
+
+/// The declarations of one organization.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeclaredOrganization {
+    /// Namespaces.
+    pub namespaces: Vec<DeclaredNamespace>,
+    /// Servers.
+    pub servers: Vec<DeclaredServer>,
+}
+
+/// A declared namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredNamespace {
+    /// Unique per organization: what declarations and servers name it by.
+    pub slug: String,
+    /// Display name (default: the slug).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A declared server: the fields `POST /gateway/servers` takes (validated by the loader with the
+/// same rules), with `namespace` (a slug) instead of `namespace_id`. Its `environment` values
+/// and `credentials` are secrets: they may be written as `${VARIABLE}` (taken from the
+/// process environment at start) and `Debug` never shows the document.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct DeclaredServer(pub serde_json::Value);
+
+impl fmt::Debug for DeclaredServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = |k: &str| {
+            self.0
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("?")
+                .to_owned()
+        };
+        f.debug_struct("DeclaredServer")
+            .field("name", &field("name"))
+            .field("protocol", &field("protocol"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Health checks of registered servers, run by `gateway-worker`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthChecksConfig {
+    /// Run them (a worker with this off runs its other jobs only).
+    pub enabled: bool,
+    /// Each server not `inactive` is checked this often.
+    pub interval_seconds: u64,
+    /// A check that has not succeeded within this fails.
+    pub timeout_seconds: u64,
+    /// Consecutive failed checks that make an `active` server `degraded`.
+    pub degraded_after: u32,
+    /// Consecutive failed checks that make a server `down` (calls to it are refused at once).
+    pub down_after: u32,
+    /// Consecutive successful checks that make a `degraded` or `down` server `active` again.
+    pub recover_after: u32,
+    /// Checks run at the same time, at most.
+    pub concurrency: usize,
+    /// Request logs are rolled into each server's counters (`server_stats`) this often.
+    pub stats_interval_seconds: u64,
+    /// Health-check results older than this many days are deleted (with each roll-up).
+    pub retention_days: u32,
+}
+
+impl Default for HealthChecksConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_seconds: 30,
+            timeout_seconds: 10,
+            degraded_after: 1,
+            down_after: 3,
+            recover_after: 2,
+            concurrency: 8,
+            stats_interval_seconds: 3600,
+            retention_days: 7,
+        }
+    }
 }
 
 /// Rate limiting: the levels every request is checked at, the rules declared in
@@ -970,6 +1075,47 @@ impl GatewayConfig {
                 );
             }
         }
+        let h = &self.health_checks;
+        check(
+            (1..=86_400).contains(&h.interval_seconds),
+            "health_checks.interval_seconds",
+            "must be between 1 and 86400",
+        );
+        check(
+            (1..=300).contains(&h.timeout_seconds),
+            "health_checks.timeout_seconds",
+            "must be between 1 and 300",
+        );
+        check(
+            (1..=100).contains(&h.degraded_after),
+            "health_checks.degraded_after",
+            "must be between 1 and 100",
+        );
+        check(
+            (h.degraded_after..=100).contains(&h.down_after),
+            "health_checks.down_after",
+            "must be between health_checks.degraded_after and 100",
+        );
+        check(
+            (1..=100).contains(&h.recover_after),
+            "health_checks.recover_after",
+            "must be between 1 and 100",
+        );
+        check(
+            (1..=256).contains(&h.concurrency),
+            "health_checks.concurrency",
+            "must be between 1 and 256",
+        );
+        check(
+            (60..=86_400).contains(&h.stats_interval_seconds),
+            "health_checks.stats_interval_seconds",
+            "must be between 60 and 86400",
+        );
+        check(
+            (1..=3650).contains(&h.retention_days),
+            "health_checks.retention_days",
+            "must be between 1 and 3650",
+        );
         check(
             (1..=3600).contains(&self.policies.reload_interval_seconds),
             "policies.reload_interval_seconds",

@@ -194,6 +194,10 @@ impl From<crate::store::StoreError> for GatewayError {
         match err {
             StoreError::NotFound => Self::from_code(ErrorCode::NotFound),
             StoreError::Conflict { what } => Self::new(ErrorCode::Conflict, format!("{what} already exists")),
+            StoreError::LimitReached { what, limit } => Self::new(
+                ErrorCode::Conflict,
+                format!("the organization has reached its limit of {limit} {what}"),
+            ),
             err @ StoreError::Unavailable(_) => Self::from_code(ErrorCode::Unavailable).with_source(err),
             err @ StoreError::Internal(_) => Self::internal(err),
         }

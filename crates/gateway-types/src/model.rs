@@ -95,10 +95,19 @@ text_enum!(
 text_enum!(
     /// Operational state of a server.
     ServerStatus {
+        /// Serving (set by admins, and by health checks when a server recovers).
         Active = "active",
+        /// Switched off by an admin: never routed to, never health-checked.
         Inactive = "inactive",
+        /// Set by older releases; treated like `degraded`.
         Unhealthy = "unhealthy",
+        /// Set by older releases; treated like `down`.
         Error = "error",
+        /// Failing health checks, still routed to (health checks set it).
+        Degraded = "degraded",
+        /// Failing health checks for long enough: calls are refused at once until it recovers
+        /// (health checks set and clear it).
+        Down = "down",
     }
 );
 text_enum!(
@@ -218,6 +227,8 @@ pub struct Namespace {
     pub slug: String,
     /// Free text.
     pub description: Option<String>,
+    /// API or configuration.
+    pub source: RecordSource,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -233,6 +244,8 @@ pub struct NewNamespace {
     pub slug: String,
     /// Free text.
     pub description: Option<String>,
+    /// Origin of the record.
+    pub source: RecordSource,
 }
 
 /// A change to a namespace.
@@ -535,6 +548,8 @@ pub struct ServerFilter {
     pub tag: Option<String>,
     /// Only this source.
     pub source: Option<RecordSource>,
+    /// Only servers whose name contains this text (case-insensitively).
+    pub search: Option<String>,
 }
 
 /// A page request: at most `limit` items after `offset`.

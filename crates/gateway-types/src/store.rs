@@ -29,7 +29,7 @@ use crate::model::{
     NewHealthCheck, NewMcpServer, NewMcpSession, NewNamespace, NewOrganization, NewPolicy, NewRateLimitRule,
     NewRefreshToken, NewUser, NewVirtualServer, Organization, OrganizationPatch, Page, Paged, PolicyPatch,
     RateLimitRule, RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerFilter, ServerStats,
-    ServerStatsDelta, StoredPolicy, User, UserPatch, VirtualServer, VirtualServerPatch,
+    ServerStatsDelta, ServerStatus, StoredPolicy, User, UserPatch, VirtualServer, VirtualServerPatch,
 };
 
 /// Errors of every storage trait. No driver type crosses this boundary.
@@ -43,6 +43,14 @@ pub enum StoreError {
     Conflict {
         /// What collided, in client-safe words (`"namespace slug"`).
         what: String,
+    },
+    /// A limit of the organization would be exceeded (`organizations.max_servers`).
+    #[error("limit reached: at most {limit} {what}")]
+    LimitReached {
+        /// What is limited, in client-safe words (`"servers"`).
+        what: String,
+        /// The limit.
+        limit: i64,
     },
     /// The database cannot be reached or timed out; retrying may help.
     #[error("store unavailable")]
@@ -87,6 +95,8 @@ pub trait NamespaceStore: Send + Sync {
     async fn update(&self, org: OrgId, id: NamespaceId, patch: NamespacePatch) -> StoreResult<Namespace>;
     /// Deletes; servers in it lose their namespace, keys scoped to it are deleted.
     async fn delete(&self, org: OrgId, id: NamespaceId) -> StoreResult<()>;
+    /// Every namespace of the organization, ordered by slug (for reconciling configuration).
+    async fn list_all(&self, org: OrgId) -> StoreResult<Vec<Namespace>>;
 }
 
 /// User accounts.
@@ -169,7 +179,12 @@ pub trait RefreshTokenStore: Send + Sync {
 /// Registered MCP servers.
 #[async_trait]
 pub trait ServerStore: Send + Sync {
-    /// Registers a server. Conflict on a name taken in this organization.
+    /// Registers a server. Conflict on a name taken in this organization. A server from the
+    /// API ([`crate::model::RecordSource::Api`]) beyond the organization's `max_servers` is
+    /// [`StoreError::LimitReached`]: the count and the insert are one transaction, serialized
+    /// per organization, so concurrent creates never exceed the limit. Servers declared in
+    /// configuration count toward the limit but are never refused by it (the operator
+    /// declared them).
     async fn create(&self, org: OrgId, new: NewMcpServer) -> StoreResult<McpServer>;
     /// By id.
     async fn get(&self, org: OrgId, id: ServerId) -> StoreResult<Option<McpServer>>;
@@ -185,6 +200,17 @@ pub trait ServerStore: Send + Sync {
     async fn update(&self, org: OrgId, id: ServerId, patch: McpServerPatch) -> StoreResult<McpServer>;
     /// Deletes the server, its health history and stats.
     async fn delete(&self, org: OrgId, id: ServerId) -> StoreResult<()>;
+    /// Sets the status to `to` only if it is `expected` (compare-and-set, so a health check
+    /// never overwrites an admin's concurrent change); appends a change-log entry when it
+    /// changed. Does not touch `updated_at` (a status is not a configuration change).
+    /// Returns whether it changed; NotFound if the server is not the organization's.
+    async fn set_status(
+        &self,
+        org: OrgId,
+        id: ServerId,
+        expected: ServerStatus,
+        to: ServerStatus,
+    ) -> StoreResult<bool>;
 }
 
 /// Virtual servers.
@@ -224,6 +250,15 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<Paged<McpSession>>;
     /// Applies a patch.
     async fn update(&self, org: OrgId, id: SessionId, patch: McpSessionPatch) -> StoreResult<McpSession>;
+    /// A page, newest first, of the sessions of a namespace: recorded with it, or on a
+    /// server that is in it now; optionally only open ones.
+    async fn list_in_namespace(
+        &self,
+        org: OrgId,
+        namespace: NamespaceId,
+        open_only: bool,
+        page: Page,
+    ) -> StoreResult<Paged<McpSession>>;
     /// Sessions not yet closed.
     async fn count_open(&self, org: OrgId) -> StoreResult<u64>;
     /// Closes every open session idle since before `before`; returns how many.
@@ -373,6 +408,13 @@ pub trait HealthStore: Send + Sync {
     ) -> StoreResult<ServerStats>;
     /// A server's counters, if any were recorded.
     async fn stats(&self, org: OrgId, server: ServerId) -> StoreResult<Option<ServerStats>>;
+    /// Adds the request-log records of every server (of every organization) created after
+    /// the server's previous roll-up and at or before `until` to its counters (requests,
+    /// errors = records whose status is not `ok`, latency, last request and error times), and
+    /// moves its roll-up mark to `until`, in one transaction: running it twice for the same
+    /// `until` adds nothing. A mark never moves backwards. Returns how many servers' counters
+    /// changed.
+    async fn roll_up_requests(&self, until: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// The change log every process polls to refresh its caches.
@@ -402,6 +444,26 @@ pub trait PolicyStore: Send + Sync {
     async fn update(&self, org: OrgId, id: PolicyId, patch: PolicyPatch) -> StoreResult<StoredPolicy>;
     /// Deletes.
     async fn delete(&self, org: OrgId, id: PolicyId) -> StoreResult<()>;
+}
+
+/// A lock taken by [`JobLocks::try_lock`]; held until [`JobLock::release`] (or drop).
+#[async_trait]
+pub trait JobLock: Send {
+    /// Releases the lock. Dropping a lock without releasing it also frees it (on PostgreSQL by
+    /// closing its connection), later rather than at once.
+    async fn release(self: Box<Self>);
+}
+
+/// Mutual exclusion of background jobs between worker processes, so each runs once.
+///
+/// PostgreSQL: session-level advisory locks (`pg_try_advisory_lock`) on a connection held for
+/// the lock's life; a worker that dies loses its locks with its connections. SQLite: a lock
+/// within this process only (run one worker per SQLite database).
+#[async_trait]
+pub trait JobLocks: Send + Sync {
+    /// Takes the lock named `key` if nobody holds it; `None` (at once, without waiting) if
+    /// someone does.
+    async fn try_lock(&self, key: &str) -> StoreResult<Option<Box<dyn JobLock>>>;
 }
 
 /// Liveness of the store itself.
@@ -444,6 +506,8 @@ pub struct Stores {
     pub changes: Arc<dyn ChangeLogStore>,
     /// Access policy rules.
     pub policies: Arc<dyn PolicyStore>,
+    /// Locks that make background jobs run once across workers.
+    pub locks: Arc<dyn JobLocks>,
     /// Revoked access tokens (in memory, or on Redis when configured).
     pub denylist: Arc<dyn TokenDenyList>,
     /// Store liveness.

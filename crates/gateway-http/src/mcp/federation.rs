@@ -18,7 +18,7 @@ use gateway_types::ids::ServerId;
 use gateway_types::jsonrpc::ErrorObject;
 use gateway_types::model::{Namespace, Page, ServerFilter, ServerProtocol, ServerStatus};
 
-use super::{PolicyGuard, SessionGuard, spec_of};
+use super::{PolicyGuard, SessionGuard};
 use crate::error::ApiError;
 use crate::ratelimit::McpLimiter;
 use crate::state::AppState;
@@ -116,7 +116,7 @@ pub(super) async fn open_federation(
         else {
             continue;
         };
-        let spec = spec_of(state, &server);
+        let spec = crate::upstreams::spec_of(&server, state.config.server.max_body_bytes);
         timeout = timeout.max(spec.timeout);
         let policy = PolicyGuard::new(
             Arc::clone(&state.policies),
@@ -125,7 +125,9 @@ pub(super) async fn open_federation(
             Some(ns.slug.clone()),
             server.record.name.clone(),
             ip,
-        );
+        )
+        // A member that is down (health checks) has its calls refused at once.
+        .with_availability(server.record.id, Arc::clone(&state.servers));
         let guard = Arc::new(SessionGuard::new(policy, McpLimiter::new(state, principal, ip)));
         members.push(MemberSpec {
             name: server.record.name.clone(),

@@ -3,6 +3,8 @@
 //! evaluation function, so what a client sees listed and what it may use never disagree) and
 //! the per-method and per-tool rate limits ([`McpLimiter`]), checked in that order: a request
 //! the policy denies is never counted against a limit.
+//! The policy guard also refuses every request at once while the session's server is down
+//! (health checks failing), with `-32000`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,10 +15,11 @@ use gateway_logging::audit::{Auditor, RequestContext};
 use gateway_transport::client::{Admission, Guard};
 use gateway_transport::error::codes;
 use gateway_transport::upstream::ResultFilter;
-use gateway_types::ids::OrgId;
+use gateway_types::ids::{OrgId, ServerId};
 use gateway_types::jsonrpc::{ErrorObject, Request};
 use serde_json::Value;
 
+use crate::servers_cache::ServerCache;
 use crate::ratelimit::McpLimiter;
 
 /// Policy, then rate limits, for one client session.
@@ -58,6 +61,8 @@ pub(crate) struct PolicyGuard {
     client_ip: Option<IpAddr>,
     principal: Principal,
     auditor: Auditor,
+    /// The server and the cache that knows whether it is down.
+    availability: Option<(ServerId, Arc<ServerCache>)>,
 }
 
 impl PolicyGuard {
@@ -78,7 +83,14 @@ impl PolicyGuard {
             namespace,
             server,
             client_ip,
+            availability: None,
         }
+    }
+
+    /// Refuses every request while `server` is down (as `cache` knows it).
+    pub(crate) fn with_availability(mut self, server: ServerId, cache: Arc<ServerCache>) -> Self {
+        self.availability = Some((server, cache));
+        self
     }
 
     fn request(&self, action: Action, kind: ItemKind, name: &str) -> PolicyRequest {
@@ -122,8 +134,23 @@ impl ResultFilter for PolicyGuard {
     }
 }
 
+/// The answer to a call on a server that is down.
+pub(crate) fn server_down(name: &str) -> ErrorObject {
+    ErrorObject::new(
+        codes::UPSTREAM_UNAVAILABLE,
+        format!(
+            "server '{name}' is down (its health checks are failing); calls are refused until it recovers"
+        ),
+    )
+}
+
 impl Guard for PolicyGuard {
     fn check(&self, request: &Request) -> Result<(), ErrorObject> {
+        if let Some((server, cache)) = &self.availability
+            && cache.is_down(*server)
+        {
+            return Err(server_down(&self.server));
+        }
         let params = request.params.as_ref();
         let text = |k: &str| {
             params

@@ -25,7 +25,6 @@ use gateway_auth::rbac::Permission;
 use gateway_transport::client::{ClientSession, ClientTransport, Owner};
 use gateway_transport::error::codes;
 use gateway_transport::hub::{OpenError, SessionMode};
-use gateway_transport::link::UpstreamSpec;
 use gateway_types::error::ErrorCode;
 use gateway_types::ids::OrgId;
 use gateway_types::jsonrpc::{ErrorObject, ErrorResponse, Message, RequestId};
@@ -275,25 +274,6 @@ fn lookup_owner(principal: &Principal) -> Owner {
     }
 }
 
-fn spec_of(state: &AppState, server: &ResolvedServer) -> UpstreamSpec {
-    let r = &server.record;
-    UpstreamSpec {
-        server_id: r.id.to_string(),
-        name: r.name.clone(),
-        org_id: r.org_id.to_string(),
-        protocol: r.protocol,
-        url: r.url.clone(),
-        command: r.command.clone(),
-        args: r.args.clone(),
-        env: server.env.clone(),
-        working_dir: r.working_dir.clone(),
-        headers: server.headers.clone(),
-        timeout: Duration::from_secs(u64::try_from(r.timeout_seconds.max(1)).unwrap_or(30)),
-        max_retries: u32::try_from(r.max_retries.max(0)).unwrap_or(0),
-        max_message_bytes: state.config.server.max_body_bytes,
-    }
-}
-
 /// Opens a client session on a server for the caller.
 async fn open_session(
     state: &AppState,
@@ -308,6 +288,9 @@ async fn open_session(
         .max_sessions(state, principal.org_id)
         .await
         .map_err(|_| ErrorObject::new(codes::INTERNAL_ERROR, "internal error"))?;
+    if state.servers.is_down(server.record.id) {
+        return Err(guard::server_down(&server.record.name));
+    }
     let ip = crate::client_ip::client_ip(req);
     let policy = PolicyGuard::new(
         Arc::clone(&state.policies),
@@ -316,7 +299,8 @@ async fn open_session(
         None,
         server.record.name.clone(),
         ip,
-    );
+    )
+    .with_availability(server.record.id, Arc::clone(&state.servers));
     let limits = crate::ratelimit::McpLimiter::new(state, principal, ip);
     let guard = Arc::new(SessionGuard::new(policy, limits));
     let mode = mode.unwrap_or_else(|| SessionMode::parse(&server.session_mode).unwrap_or_default());
@@ -324,7 +308,7 @@ async fn open_session(
         .hub
         .open(
             owner_of(principal, server),
-            spec_of(state, server),
+            crate::upstreams::spec_of(server, state.config.server.max_body_bytes),
             server.record.id,
             mode,
             transport,

@@ -5,6 +5,7 @@ mod auth;
 mod health;
 mod logs;
 mod metrics;
+mod namespaces;
 mod policies;
 mod rate_limits;
 mod servers;
@@ -16,6 +17,11 @@ use actix_web::{FromRequest, HttpResponse, Resource, Responder, web};
 use gateway_types::error::ErrorCode;
 
 use crate::error::ApiError;
+
+pub(crate) use namespaces::{namespace_problems, summary as namespace_summary};
+pub(crate) use servers::{
+    CreateBody as ServerCreateBody, Draft, ServerView, new_server, summary as server_summary,
+};
 
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -87,6 +93,34 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(policies::delete))
                 .default_service(not_allowed("GET, PUT, DELETE")),
         )
+        .service(
+            web::resource("/api/admin/namespaces")
+                .route(web::get().to(namespaces::list))
+                .route(web::post().to(namespaces::create))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/api/admin/namespaces/{id}")
+                .route(web::get().to(namespaces::get))
+                .route(web::put().to(namespaces::update))
+                .route(web::delete().to(namespaces::delete))
+                .default_service(not_allowed("GET, PUT, DELETE")),
+        )
+        .service(
+            web::resource("/api/admin/namespaces/{id}/servers")
+                .route(web::get().to(namespaces::list_servers))
+                .route(web::post().to(namespaces::attach_server))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/api/admin/namespaces/{id}/servers/{server}")
+                .route(web::delete().to(namespaces::detach_server))
+                .default_service(not_allowed("DELETE")),
+        )
+        .service(get_only(
+            "/api/admin/namespaces/{id}/sessions",
+            namespaces::sessions,
+        ))
         .service(
             web::resource("/api/admin/rate-limits")
                 .route(web::get().to(rate_limits::list))

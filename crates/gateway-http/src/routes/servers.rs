@@ -5,13 +5,16 @@
 //!   (`headers` and/or `bearer_token`) and `session_mode` (`per_client` or `shared`, kept as
 //!   `metadata.session_mode`), and answers 201 with the record.
 //! - `GET /gateway/servers` lists a page (`offset`, `limit`), filtered by `namespace_id`,
-//!   `protocol`, `status`, `tag`, `source`, ordered by name.
+//!   `protocol`, `status`, `tag`, `source` and `search` (a case-insensitive substring of the
+//!   name), ordered by name.
 //! - `GET|PUT|DELETE /gateway/servers/{id}` take the id or the name. `PUT` changes the fields
 //!   it names (`null` clears an optional one); `environment` and `credentials` are replaced
 //!   whole, never merged.
 //!
 //! Malformed bodies (wrong JSON types, unknown fields) are 400; unacceptable values are 422 with
-//! every problem named by its field; a taken name and the organization's server limit are 409.
+//! every problem named by its field; a taken name and the organization's server limit are 409
+//! (the limit is checked by the store in the transaction that inserts, so concurrent creates
+//! never exceed it).
 //!
 //! `environment` and `credentials` are sealed ([`gateway_auth::sealing`]) before they reach the
 //! store and are never answered or logged: responses show `environment_keys` and
@@ -29,6 +32,7 @@ use gateway_types::model::{
     McpServer, McpServerPatch, NewMcpServer, Page, RecordSource, Sealed, ServerFilter, ServerProtocol,
     ServerStatus,
 };
+use gateway_types::store::StoreError;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -191,7 +195,7 @@ impl CredentialsInput {
 
 type Environment = BTreeMap<String, SecretText>;
 
-/// `POST /gateway/servers` body.
+/// `POST /gateway/servers` body (and, less `namespace_id`, a server declared in configuration).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateBody {
@@ -208,7 +212,7 @@ pub(crate) struct CreateBody {
     metadata: Option<Value>,
     description: Option<String>,
     health_check_url: Option<String>,
-    namespace_id: Option<NamespaceId>,
+    pub(crate) namespace_id: Option<NamespaceId>,
     credentials: Option<CredentialsInput>,
     session_mode: Option<SessionMode>,
     status: Option<ServerStatus>,
@@ -284,7 +288,7 @@ impl<T> SecretChange<T> {
 }
 
 /// A server as it would be after a create or update: validated as a whole.
-struct Draft {
+pub(crate) struct Draft {
     name: String,
     description: Option<String>,
     protocol: ServerProtocol,
@@ -295,6 +299,9 @@ struct Draft {
     timeout_seconds: i64,
     max_retries: i64,
     status: ServerStatus,
+    /// Whether the body set `status` (only then is it validated and written: `degraded` and
+    /// `down` belong to the health checks).
+    status_given: bool,
     health_check_url: Option<String>,
     tags: Vec<String>,
     /// The object without `session_mode`.
@@ -329,7 +336,7 @@ fn split_metadata(metadata: Value) -> (Value, Option<SessionMode>, Option<String
 
 impl Draft {
     /// A new server from a create body, with the defaults.
-    fn create(body: CreateBody) -> Self {
+    pub(crate) fn create(body: CreateBody) -> Self {
         let (metadata, meta_mode, bad_session_mode) =
             split_metadata(body.metadata.unwrap_or_else(|| Value::Object(Map::new())));
         Self {
@@ -342,6 +349,7 @@ impl Draft {
             working_dir: body.working_dir,
             timeout_seconds: body.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS),
             max_retries: body.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+            status_given: body.status.is_some(),
             status: body.status.unwrap_or(ServerStatus::Active),
             health_check_url: body.health_check_url,
             tags: body.tags.unwrap_or_default(),
@@ -414,6 +422,7 @@ impl Draft {
                 "max_retries",
                 problems,
             ),
+            status_given: body.status.is_some(),
             status: required(body.status, current.status, "status", problems),
             health_check_url: optional(body.health_check_url, current.health_check_url.clone()),
             tags: optional(body.tags, Some(current.tags.clone())).unwrap_or_default(),
@@ -426,8 +435,32 @@ impl Draft {
         }
     }
 
+    /// The server's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Places the server in a namespace.
+    pub(crate) fn set_namespace(&mut self, namespace: Option<NamespaceId>) {
+        self.namespace_id = namespace;
+    }
+
+    /// The documents a create seals, in plain text: `(environment, credentials)`, `None`
+    /// for none. For comparing a declaration with what is stored.
+    pub(crate) fn secret_documents(&self) -> (Option<Value>, Option<Value>) {
+        let environment = match &self.environment {
+            SecretChange::Set(env) if !env.is_empty() => Some(environment_document(env)),
+            _ => None,
+        };
+        let credentials = match &self.credentials {
+            SecretChange::Set(c) if !c.is_empty() => Some(c.document()),
+            _ => None,
+        };
+        (environment, credentials)
+    }
+
     /// Every problem of the draft, each prefixed with its field.
-    fn problems(&self, problems: &mut Vec<String>) {
+    pub(crate) fn problems(&self, problems: &mut Vec<String>) {
         let mut bad = |field: &str, msg: String| problems.push(format!("{field}: {msg}"));
         if !valid_name(&self.name) {
             bad(
@@ -542,10 +575,10 @@ impl Draft {
                 ),
             );
         }
-        if !matches!(self.status, ServerStatus::Active | ServerStatus::Inactive) {
+        if self.status_given && !matches!(self.status, ServerStatus::Active | ServerStatus::Inactive) {
             bad(
                 "status",
-                "must be active or inactive (unhealthy and error are set by health checks)".to_owned(),
+                "must be active or inactive (degraded and down are set by health checks)".to_owned(),
             );
         }
         if let Some(u) = &self.health_check_url
@@ -769,7 +802,7 @@ fn to_i32(v: i64) -> Result<i32, ApiError> {
 
 /// A server as answered: never its environment or credentials.
 #[derive(Serialize)]
-struct ServerView {
+pub(crate) struct ServerView {
     id: String,
     namespace_id: Option<String>,
     name: String,
@@ -795,7 +828,7 @@ struct ServerView {
 }
 
 impl ServerView {
-    fn new(state: &AppState, s: McpServer) -> Self {
+    pub(crate) fn new(state: &AppState, s: McpServer) -> Self {
         let environment_keys = match &s.environment {
             None => Some(Vec::new()),
             Some(sealed) => match state.sealer.open_json(sealed) {
@@ -841,7 +874,7 @@ impl ServerView {
 }
 
 /// The server `raw` (id or name) names, if the caller may see it.
-async fn find(state: &AppState, p: &Principal, raw: &str) -> Result<McpServer, ApiError> {
+pub(crate) async fn find(state: &AppState, p: &Principal, raw: &str) -> Result<McpServer, ApiError> {
     let server = match raw.parse::<ServerId>() {
         Ok(id) => state.stores.servers.get(p.org_id, id).await?,
         Err(_) => state.stores.servers.get_by_name(p.org_id, raw).await?,
@@ -887,6 +920,7 @@ pub(crate) struct ListQuery {
     status: Option<ServerStatus>,
     tag: Option<String>,
     source: Option<RecordSource>,
+    search: Option<String>,
 }
 
 /// `GET /gateway/servers`.
@@ -913,6 +947,7 @@ pub(crate) async fn list(
         status: q.status,
         tag: q.tag,
         source: q.source,
+        search: q.search.filter(|s| !s.is_empty()),
     };
     let found = state.stores.servers.list(p.org_id, filter, page).await?;
     let items: Vec<ServerView> = found
@@ -940,55 +975,21 @@ pub(crate) async fn create(
     check(problems)?;
     check_namespace(&state, p, draft.namespace_id).await?;
 
-    let org = state
+    let new = new_server(&state, &draft, RecordSource::Api)?;
+    let server = state
         .stores
-        .organizations
-        .get(p.org_id)
-        .await?
-        .ok_or_else(|| ApiError::from_code(ErrorCode::NotFound))?;
-    let count = state.stores.servers.count(p.org_id).await?;
-    if count >= u64::try_from(org.max_servers).unwrap_or(0) {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!(
-                "the organization has reached its limit of {} servers (max_servers); delete one or raise the limit",
-                org.max_servers
+        .servers
+        .create(p.org_id, new)
+        .await
+        .map_err(|e| match e {
+            StoreError::LimitReached { limit, .. } => ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "the organization has reached its limit of {limit} servers (max_servers); delete one or raise the limit"
+                ),
             ),
-        ));
-    }
-
-    let environment = seal_change(
-        &state,
-        &draft.environment,
-        Environment::is_empty,
-        environment_document,
-    )?;
-    let credentials = seal_change(
-        &state,
-        &draft.credentials,
-        CredentialsInput::is_empty,
-        CredentialsInput::document,
-    )?;
-    let new = NewMcpServer {
-        namespace_id: draft.namespace_id,
-        name: draft.name.clone(),
-        description: draft.description.clone(),
-        protocol: draft.protocol,
-        url: draft.url.clone(),
-        command: draft.command.clone(),
-        args: draft.args.clone(),
-        environment: environment.flatten(),
-        credentials: credentials.flatten(),
-        working_dir: draft.working_dir.clone(),
-        timeout_seconds: to_i32(draft.timeout_seconds)?,
-        max_retries: to_i32(draft.max_retries)?,
-        status: draft.status,
-        health_check_url: draft.health_check_url.clone(),
-        tags: draft.tags.clone(),
-        metadata: stored_metadata(&draft),
-        source: RecordSource::Api,
-    };
-    let server = state.stores.servers.create(p.org_id, new).await?;
+            other => other.into(),
+        })?;
     state.servers.invalidate(p.org_id, server.id);
     tracing::info!(
         org.id = %p.org_id,
@@ -1006,6 +1007,45 @@ pub(crate) async fn create(
             .context(&ctx.0),
     );
     Ok(HttpResponse::Created().json(view))
+}
+
+/// The record to insert for a validated draft: secrets sealed, metadata with the session mode.
+pub(crate) fn new_server(
+    state: &AppState,
+    draft: &Draft,
+    source: RecordSource,
+) -> Result<NewMcpServer, ApiError> {
+    let environment = seal_change(
+        state,
+        &draft.environment,
+        Environment::is_empty,
+        environment_document,
+    )?;
+    let credentials = seal_change(
+        state,
+        &draft.credentials,
+        CredentialsInput::is_empty,
+        CredentialsInput::document,
+    )?;
+    Ok(NewMcpServer {
+        namespace_id: draft.namespace_id,
+        name: draft.name.clone(),
+        description: draft.description.clone(),
+        protocol: draft.protocol,
+        url: draft.url.clone(),
+        command: draft.command.clone(),
+        args: draft.args.clone(),
+        environment: environment.flatten(),
+        credentials: credentials.flatten(),
+        working_dir: draft.working_dir.clone(),
+        timeout_seconds: to_i32(draft.timeout_seconds)?,
+        max_retries: to_i32(draft.max_retries)?,
+        status: draft.status,
+        health_check_url: draft.health_check_url.clone(),
+        tags: draft.tags.clone(),
+        metadata: stored_metadata(draft),
+        source,
+    })
 }
 
 /// `GET /gateway/servers/{id}` (id or name).
@@ -1067,7 +1107,7 @@ pub(crate) async fn update(
         working_dir: Some(draft.working_dir.clone()),
         timeout_seconds: Some(to_i32(draft.timeout_seconds)?),
         max_retries: Some(to_i32(draft.max_retries)?),
-        status: Some(draft.status),
+        status: draft.status_given.then_some(draft.status),
         health_check_url: Some(draft.health_check_url.clone()),
         tags: Some(draft.tags.clone()),
         metadata: Some(stored_metadata(&draft)),
@@ -1134,7 +1174,7 @@ pub(crate) async fn delete(
 }
 
 /// An audit summary of a server: its public view (never its environment or credentials).
-fn summary(view: &ServerView) -> serde_json::Value {
+pub(crate) fn summary(view: &ServerView) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or(serde_json::Value::Null)
 }
 

@@ -20,7 +20,7 @@ use diesel_async::pooled_connection::deadpool::{Hook, HookError, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use gateway_types::config::DatabaseConfig;
-use gateway_types::store::StoreError;
+use gateway_types::store::{JobLock, JobLocks, StoreError, StoreResult};
 use secrecy::ExposeSecret;
 
 use crate::checkout::Checkout;
@@ -152,6 +152,90 @@ async fn lock_chain_head(c: &mut Conn, org: DbUuid) -> DbResult<(i64, String)> {
         .await
         .optional()?
         .ok_or(DbError::NotFound)
+}
+
+/// Locks the organization's row until the transaction ends (serializing its server creates,
+/// so a count and the insert after it cannot race) and reads its `max_servers`.
+async fn lock_organization(c: &mut Conn, org: DbUuid) -> DbResult<i32> {
+    use schema::organizations as o;
+    o::table
+        .filter(o::id.eq(org))
+        .select(o::max_servers)
+        .for_update()
+        .first(c)
+        .await
+        .optional()?
+        .ok_or(DbError::NotFound)
+}
+
+/// Every server's roll-up mark, the rows locked until the transaction ends: a concurrent
+/// roll-up waits, then reads the marks this one moved.
+async fn lock_roll_up_marks(c: &mut Conn) -> DbResult<Vec<(DbUuid, Option<crate::types::DbTime>)>> {
+    use schema::server_stats as s;
+    Ok(s::table
+        .select((s::server_id, s::rolled_up_to))
+        .order(s::server_id.asc())
+        .for_update()
+        .load(c)
+        .await?)
+}
+
+/// Session-level advisory locks on connections of the store's pool.
+fn job_locks(store: &std::sync::Arc<Store>) -> std::sync::Arc<dyn JobLocks> {
+    std::sync::Arc::clone(store) as std::sync::Arc<dyn JobLocks>
+}
+
+/// A held advisory lock and the connection that holds it.
+struct PgJobLock {
+    checkout: Option<Checkout<AsyncDieselConnectionManager<Conn>>>,
+    key: i64,
+}
+
+#[async_trait::async_trait]
+impl JobLock for PgJobLock {
+    async fn release(mut self: Box<Self>) {
+        let Some(mut checkout) = self.checkout.take() else {
+            return;
+        };
+        let unlocked = match checkout.conn() {
+            Ok(c) => diesel::sql_query("SELECT pg_advisory_unlock($1)")
+                .bind::<BigInt, _>(self.key)
+                .execute(c)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        if unlocked {
+            checkout.finish();
+        }
+        // Otherwise the checkout is dropped unfinished: its connection closes, and the lock
+        // with it.
+    }
+}
+
+#[async_trait::async_trait]
+impl JobLocks for PgStore {
+    async fn try_lock(&self, key: &str) -> StoreResult<Option<Box<dyn JobLock>>> {
+        let key = crate::job_locks::lock_key(key);
+        let mut checkout = self.conn().await?;
+        let locked: bool = diesel::select(
+            sql::<Bool>("pg_try_advisory_lock(")
+                .bind::<BigInt, _>(key)
+                .sql(")"),
+        )
+        .get_result(checkout.conn()?)
+        .await
+        .map_err(DbError::from)?;
+        if locked {
+            Ok(Some(Box::new(PgJobLock {
+                checkout: Some(checkout),
+                key,
+            })))
+        } else {
+            checkout.finish();
+            Ok(None)
+        }
+    }
 }
 
 /// Serializes change-log appends until commit (see the module docs).

@@ -172,6 +172,7 @@ diesel::table! {
         description -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        source -> Text,
     }
 }
 
@@ -255,6 +256,7 @@ diesel::table! {
         last_request_at -> Nullable<Timestamptz>,
         last_error_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        rolled_up_to -> Nullable<Timestamptz>,
     }
 }
 

@@ -11,7 +11,7 @@ use diesel::expression_methods::{
     BoolExpressionMethods, EscapeExpressionMethods, ExpressionMethods, TextExpressionMethods,
 };
 use diesel::upsert::excluded;
-use diesel::{AsChangeset, Insertable, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper};
+use diesel::{AsChangeset, Insertable, NullableExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper};
 use diesel_async::RunQueryDsl;
 use gateway_types::ids::{
     AggregateId, ApiKeyId, AuditLogId, HealthCheckId, LogId, NamespaceId, OrgId, PolicyId, RateLimitId,
@@ -24,7 +24,7 @@ use gateway_types::model::{
     NewHealthCheck, NewMcpServer, NewMcpSession, NewNamespace, NewOrganization, NewRateLimitRule,
     NewPolicy, NewRefreshToken, NewUser, NewVirtualServer, Organization, OrganizationPatch, Page, Paged, RateLimitRule,
     PolicyPatch, RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerFilter, ServerStats, ServerStatsDelta,
-    ServerStatus, SessionStatus, StoredPolicy, User, UserPatch, VirtualServer, VirtualServerPatch,
+    RecordSource, ServerStatus, SessionStatus, StoredPolicy, User, UserPatch, VirtualServer, VirtualServerPatch,
 };
 use gateway_types::store::{
     ApiKeyStore, AuditChainHead, AuditFilter, AuditHasher, AuditStore, ChangeLogStore, HealthStore, LogQuery, LogStore,
@@ -32,7 +32,10 @@ use gateway_types::store::{
     StoreHealth, StoreResult, Stores, UserStore, VirtualServerStore,
 };
 
-use super::{BACKEND_NAME, Backend, Conn, Store, filter_tag, lock_chain_head, schema, serialize_changes};
+use super::{
+    BACKEND_NAME, Backend, Conn, Store, filter_tag, job_locks, lock_chain_head, lock_organization, lock_roll_up_marks,
+    schema, serialize_changes,
+};
 use crate::convert::{affected, contains_pattern, count, parse, seal, strings, strings_json, unseal};
 use crate::error::{DbError, DbResult};
 use crate::types::{DbJson, DbTime, DbUuid, now, ts, ts_opt, uid};

@@ -83,6 +83,7 @@ struct NamespaceRow {
     description: Option<String>,
     created_at: DbTime,
     updated_at: DbTime,
+    source: String,
 }
 
 impl NamespaceRow {
@@ -95,6 +96,7 @@ impl NamespaceRow {
             description: new.description,
             created_at: at,
             updated_at: at,
+            source: new.source.as_str().to_owned(),
         }
     }
 
@@ -105,6 +107,7 @@ impl NamespaceRow {
             name: self.name,
             slug: self.slug,
             description: self.description,
+            source: parse(&self.source)?,
             created_at: self.created_at.0,
             updated_at: self.updated_at.0,
         })
@@ -1038,6 +1041,7 @@ struct ServerStatsRow {
     last_request_at: Option<DbTime>,
     last_error_at: Option<DbTime>,
     updated_at: DbTime,
+    rolled_up_to: Option<DbTime>,
 }
 
 impl ServerStatsRow {

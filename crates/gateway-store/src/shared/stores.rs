@@ -27,6 +27,7 @@ impl Store {
             health: s.clone(),
             changes: s.clone(),
             policies: s.clone(),
+            locks: job_locks(&s),
             denylist: Arc::new(crate::shared_state::MemoryDenyList::new()),
             status: s,
         }
@@ -264,6 +265,21 @@ impl NamespaceStore for Store {
             record_change(c, org, change::NAMESPACE, id, change::DELETE).await
         })?;
         Ok(())
+    }
+
+    async fn list_all(&self, org: OrgId) -> StoreResult<Vec<Namespace>> {
+        let rows = read!(self, c, {
+            Ok(namespaces::table
+                .filter(namespaces::org_id.eq(uid(org)))
+                .select(NamespaceRow::as_select())
+                .order((namespaces::slug.asc(), namespaces::id.asc()))
+                .load(c)
+                .await?)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(NamespaceRow::into_domain)
+            .collect::<DbResult<_>>()?)
     }
 }
 
@@ -728,6 +744,13 @@ fn server_query(org: OrgId, filter: &ServerFilter) -> mcp_servers::BoxedQuery<'s
     if let Some(tag) = &filter.tag {
         q = filter_tag(q, tag.clone());
     }
+    if let Some(needle) = &filter.search {
+        q = q.filter(
+            lower(mcp_servers::name.nullable())
+                .like(contains_pattern(needle))
+                .escape('\\'),
+        );
+    }
     q
 }
 
@@ -735,10 +758,27 @@ fn server_query(org: OrgId, filter: &ServerFilter) -> mcp_servers::BoxedQuery<'s
 impl ServerStore for Store {
     async fn create(&self, org: OrgId, new: NewMcpServer) -> StoreResult<McpServer> {
         let namespace = new.namespace_id;
+        let limited = new.source == RecordSource::Api;
         let row = ServerRow::new(org, new, now());
         let row = write_tx!(self, async move |c| {
+            // Serializes the organization's creates (PostgreSQL: the row lock; SQLite: the
+            // IMMEDIATE transaction), so the count below cannot go stale before the insert.
+            let max_servers = lock_organization(&mut *c, uid(org)).await?;
             if let Some(ns) = namespace {
                 require_owned!(&mut *c, namespaces, org, ns);
+            }
+            if limited {
+                let n: i64 = mcp_servers::table
+                    .filter(mcp_servers::org_id.eq(uid(org)))
+                    .count()
+                    .get_result(&mut *c)
+                    .await?;
+                if n >= i64::from(max_servers) {
+                    return Err(DbError::Limit {
+                        what: "servers",
+                        limit: i64::from(max_servers),
+                    });
+                }
             }
             let row = diesel::insert_into(mcp_servers::table)
                 .values(&row)
@@ -863,6 +903,35 @@ impl ServerStore for Store {
             record_change(c, org, change::SERVER, id, change::DELETE).await
         })?;
         Ok(())
+    }
+
+    async fn set_status(
+        &self,
+        org: OrgId,
+        id: ServerId,
+        expected: ServerStatus,
+        to: ServerStatus,
+    ) -> StoreResult<bool> {
+        let changed = write_tx!(self, async move |c| {
+            let n = diesel::update(
+                mcp_servers::table
+                    .filter(mcp_servers::id.eq(uid(id)))
+                    .filter(mcp_servers::org_id.eq(uid(org)))
+                    .filter(mcp_servers::status.eq(expected.as_str())),
+            )
+            .set(mcp_servers::status.eq(to.as_str()))
+            .execute(&mut *c)
+            .await?;
+            if n == 0 {
+                require_owned!(&mut *c, mcp_servers, org, id);
+                return Ok(false);
+            }
+            if expected != to {
+                record_change(c, org, change::SERVER, id, change::UPDATE).await?;
+            }
+            Ok(expected != to)
+        })?;
+        Ok(changed)
     }
 }
 
@@ -1068,6 +1137,52 @@ impl SessionStore for Store {
             .ok_or(DbError::NotFound)
         })?;
         Ok(row.into_domain()?)
+    }
+
+    async fn list_in_namespace(
+        &self,
+        org: OrgId,
+        namespace: NamespaceId,
+        open_only: bool,
+        page: Page,
+    ) -> StoreResult<Paged<McpSession>> {
+        let (lim, off) = bounds(page);
+        let query = move || {
+            let servers = mcp_servers::table
+                .filter(mcp_servers::org_id.eq(uid(org)))
+                .filter(mcp_servers::namespace_id.eq(uid(namespace)))
+                .select(mcp_servers::id.nullable());
+            let mut q = mcp_sessions::table
+                .filter(mcp_sessions::org_id.eq(uid(org)))
+                .filter(
+                    mcp_sessions::namespace_id
+                        .eq(uid(namespace))
+                        .or(mcp_sessions::server_id.eq_any(servers)),
+                )
+                .into_boxed::<Backend>();
+            if open_only {
+                q = q.filter(mcp_sessions::status.eq_any(OPEN_SESSION));
+            }
+            q
+        };
+        let (total, rows) = read!(self, c, {
+            let total: i64 = query().count().get_result(&mut *c).await?;
+            let rows: Vec<SessionRow> = query()
+                .select(SessionRow::as_select())
+                .order((mcp_sessions::created_at.desc(), mcp_sessions::id.desc()))
+                .limit(lim)
+                .offset(off)
+                .load(c)
+                .await?;
+            Ok((total, rows))
+        })?;
+        Ok(Paged {
+            items: rows
+                .into_iter()
+                .map(SessionRow::into_domain)
+                .collect::<DbResult<_>>()?,
+            total: count(total)?,
+        })
     }
 
     async fn count_open(&self, org: OrgId) -> StoreResult<u64> {
@@ -1710,6 +1825,7 @@ impl HealthStore for Store {
                 last_request_at: None,
                 last_error_at: None,
                 updated_at: at,
+                rolled_up_to: None,
             };
             diesel::insert_into(server_stats::table)
                 .values(&zero)
@@ -1752,6 +1868,116 @@ impl HealthStore for Store {
                 .optional()?)
         })?;
         Ok(row.map(ServerStatsRow::into_domain))
+    }
+
+    async fn roll_up_requests(&self, until: DateTime<Utc>) -> StoreResult<u64> {
+        let until = ts(until);
+        let changed = write_tx!(self, async move |c| {
+            // Every server gets a counters row, so every server carries a mark.
+            let servers: Vec<(DbUuid, DbUuid)> = mcp_servers::table
+                .select((mcp_servers::id, mcp_servers::org_id))
+                .load(&mut *c)
+                .await?;
+            for (server, org) in &servers {
+                let zero = ServerStatsRow {
+                    server_id: *server,
+                    org_id: *org,
+                    total_requests: 0,
+                    total_errors: 0,
+                    total_latency_ms: 0,
+                    consecutive_failures: 0,
+                    last_request_at: None,
+                    last_error_at: None,
+                    updated_at: until,
+                    rolled_up_to: None,
+                };
+                diesel::insert_into(server_stats::table)
+                    .values(&zero)
+                    .on_conflict(server_stats::server_id)
+                    .do_nothing()
+                    .execute(&mut *c)
+                    .await?;
+            }
+            // The marks, locked (PostgreSQL) so a concurrent roll-up waits and then sees the
+            // marks this one moves.
+            let marks = lock_roll_up_marks(&mut *c).await?;
+            // Servers sharing a mark (after the first run, all of them) are summed together.
+            let mut by_mark: std::collections::BTreeMap<Option<DbTime>, Vec<DbUuid>> =
+                std::collections::BTreeMap::new();
+            for (server, mark) in marks {
+                if mark.is_none_or(|m| m < until) {
+                    by_mark.entry(mark).or_default().push(server);
+                }
+            }
+            let mut changed = 0u64;
+            for (mark, group) in by_mark {
+                for chunk in group.chunks(500) {
+                    // No mark yet: everything since the epoch (no record is older).
+                    let from = mark.unwrap_or(DbTime(DateTime::<Utc>::UNIX_EPOCH));
+                    let window = || {
+                        log_index::table
+                            .filter(log_index::server_id.eq_any(chunk.to_vec()))
+                            .filter(log_index::created_at.gt(from))
+                            .filter(log_index::created_at.le(until))
+                    };
+                    let all: Vec<(Option<DbUuid>, i64, Option<i64>, Option<DbTime>)> = window()
+                        .group_by(log_index::server_id)
+                        .select((
+                            log_index::server_id,
+                            diesel::dsl::count_star(),
+                            diesel::dsl::sum(log_index::latency_ms),
+                            max(log_index::created_at),
+                        ))
+                        .load(&mut *c)
+                        .await?;
+                    let errors: Vec<(Option<DbUuid>, i64, Option<DbTime>)> = window()
+                        .filter(log_index::status.ne("ok"))
+                        .group_by(log_index::server_id)
+                        .select((
+                            log_index::server_id,
+                            diesel::dsl::count_star(),
+                            max(log_index::created_at),
+                        ))
+                        .load(&mut *c)
+                        .await?;
+                    let errors: std::collections::HashMap<DbUuid, (i64, Option<DbTime>)> = errors
+                        .into_iter()
+                        .filter_map(|(s, n, at)| s.map(|s| (s, (n, at))))
+                        .collect();
+                    for (server, requests, latency, last) in all {
+                        let Some(server) = server else { continue };
+                        let (errs, last_error) = errors.get(&server).copied().unwrap_or((0, None));
+                        diesel::update(server_stats::table.filter(server_stats::server_id.eq(server)))
+                            .set((
+                                server_stats::total_requests.eq(server_stats::total_requests + requests),
+                                server_stats::total_errors.eq(server_stats::total_errors + errs),
+                                server_stats::total_latency_ms
+                                    .eq(server_stats::total_latency_ms + latency.unwrap_or(0)),
+                                last.map(|at| server_stats::last_request_at.eq(at)),
+                                last_error.map(|at| server_stats::last_error_at.eq(at)),
+                                server_stats::updated_at.eq(now()),
+                            ))
+                            .execute(&mut *c)
+                            .await?;
+                        changed += 1;
+                    }
+                    diesel::update(
+                        server_stats::table
+                            .filter(server_stats::server_id.eq_any(chunk.to_vec()))
+                            .filter(
+                                server_stats::rolled_up_to
+                                    .is_null()
+                                    .or(server_stats::rolled_up_to.lt(until)),
+                            ),
+                    )
+                    .set(server_stats::rolled_up_to.eq(until))
+                    .execute(&mut *c)
+                    .await?;
+                }
+            }
+            Ok(changed)
+        })?;
+        Ok(changed)
     }
 }
 

@@ -179,6 +179,30 @@ async fn lock_chain_head(c: &mut Conn, org: DbUuid) -> DbResult<(i64, String)> {
         .ok_or(DbError::NotFound)
 }
 
+/// The organization's `max_servers`. The `IMMEDIATE` transaction already holds SQLite's single
+/// write lock, which serializes creates.
+async fn lock_organization(c: &mut Conn, org: DbUuid) -> DbResult<i32> {
+    use schema::organizations as o;
+    o::table
+        .filter(o::id.eq(org))
+        .select(o::max_servers)
+        .first(c)
+        .await
+        .optional()?
+        .ok_or(DbError::NotFound)
+}
+
+/// Every server's roll-up mark (the write lock is already held).
+async fn lock_roll_up_marks(c: &mut Conn) -> DbResult<Vec<(DbUuid, Option<crate::types::DbTime>)>> {
+    use schema::server_stats as s;
+    Ok(s::table.select((s::server_id, s::rolled_up_to)).load(c).await?)
+}
+
+/// Job locks of this process (a SQLite database serves one node).
+fn job_locks(_store: &std::sync::Arc<Store>) -> std::sync::Arc<dyn gateway_types::store::JobLocks> {
+    std::sync::Arc::new(crate::job_locks::MemoryJobLocks::new())
+}
+
 /// Change-log ids already follow commit order: SQLite has one writer at a time.
 async fn serialize_changes(_c: &mut Conn) -> DbResult<()> {
     Ok(())

@@ -172,6 +172,7 @@ diesel::table! {
         description -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        source -> Text,
     }
 }
 
@@ -255,6 +256,7 @@ diesel::table! {
         last_request_at -> Nullable<Timestamp>,
         last_error_at -> Nullable<Timestamp>,
         updated_at -> Timestamp,
+        rolled_up_to -> Nullable<Timestamp>,
     }
 }
 

@@ -32,6 +32,7 @@ async fn two_pools_write_the_same_database_concurrently(db: &TestDb) {
                                 name: slug.clone(),
                                 slug,
                                 description: None,
+                                source: gateway_types::model::RecordSource::Api,
                             },
                         )
                         .await
@@ -124,7 +125,8 @@ async fn cancelled_calls_leave_the_pool_usable(db: &TestDb) {
                 NewNamespace {
                     name: slug.clone(),
                     slug,
-                    description: None
+                    description: None,
+                    source: gateway_types::model::RecordSource::Api
                 }
             ));
             call.as_mut().poll(&mut cx).is_pending()
@@ -145,6 +147,7 @@ async fn cancelled_calls_leave_the_pool_usable(db: &TestDb) {
                     name: slug.clone(),
                     slug,
                     description: None,
+                    source: gateway_types::model::RecordSource::Api,
                 },
             )
             .await
@@ -204,7 +207,8 @@ async fn sqlite_call_abandoned_while_blocked_does_not_poison_the_pool() {
             NewNamespace {
                 name: "blocked".into(),
                 slug: "blocked".into(),
-                description: None
+                description: None,
+                source: gateway_types::model::RecordSource::Api
             }
         ));
         // Its BEGIN IMMEDIATE now waits for the lock on the blocking pool.
@@ -228,6 +232,7 @@ async fn sqlite_call_abandoned_while_blocked_does_not_poison_the_pool() {
                 name: "after".into(),
                 slug: "after".into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await

@@ -29,6 +29,7 @@ async fn since_latest_and_prune(db: &TestDb) {
                 name: "n".into(),
                 slug: "n".into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await
@@ -73,6 +74,7 @@ async fn since_latest_and_prune(db: &TestDb) {
                 name: "m".into(),
                 slug: "m".into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await
@@ -96,6 +98,7 @@ async fn ids_follow_commit_order_under_concurrency(db: &TestDb) {
                             name: "x".into(),
                             slug: format!("w{w}-{i}"),
                             description: None,
+                            source: gateway_types::model::RecordSource::Api,
                         },
                     )
                     .await

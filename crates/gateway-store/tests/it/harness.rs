@@ -63,6 +63,7 @@ pub async fn namespace(db: &TestDb, org: OrgId, slug: &str) -> Namespace {
                 name: slug.to_uppercase(),
                 slug: slug.into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await

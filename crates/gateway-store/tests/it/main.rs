@@ -23,6 +23,7 @@ mod policies;
 mod rate_limits;
 mod redis;
 mod refresh_tokens;
+mod registry;
 mod schema;
 mod servers;
 mod sessions;

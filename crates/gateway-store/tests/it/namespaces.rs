@@ -24,6 +24,7 @@ async fn crud_and_conflicts(db: &TestDb) {
                 name: "Prod".into(),
                 slug: "prod".into(),
                 description: Some("p".into()),
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await
@@ -40,6 +41,7 @@ async fn crud_and_conflicts(db: &TestDb) {
                 name: "again".into(),
                 slug: "prod".into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await,

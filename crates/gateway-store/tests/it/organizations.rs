@@ -154,6 +154,7 @@ async fn delete_cascades_to_everything_owned(db: &TestDb) {
                     name: "x".into(),
                     slug: "x".into(),
                     description: None,
+                    source: gateway_types::model::RecordSource::Api,
                 },
             )
             .await,

@@ -381,6 +381,7 @@ async fn sqlite_connections_are_configured() {
                 name: "x".into(),
                 slug: "x".into(),
                 description: None,
+                source: gateway_types::model::RecordSource::Api,
             },
         )
         .await;

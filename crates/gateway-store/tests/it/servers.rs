@@ -242,6 +242,24 @@ async fn list_filters_and_pages(db: &TestDb) {
         .await,
         ["charlie"]
     );
+    assert_eq!(
+        filter(ServerFilter {
+            search: Some("HAR".into()),
+            ..Default::default()
+        })
+        .await,
+        ["charlie"],
+        "name search ignores case"
+    );
+    assert_eq!(
+        filter(ServerFilter {
+            search: Some("%".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new(),
+        "LIKE wildcards are literal"
+    );
     let combined = ServerFilter {
         protocol: Some(ServerProtocol::Http),
         status: Some(ServerStatus::Active),
