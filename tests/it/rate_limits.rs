@@ -736,6 +736,15 @@ async fn two_gateways_sharing_redis_enforce_one_limit() {
         ["r=4", "r=3", "r=2", "r=1", "r=0"],
         "one count across processes"
     );
+    let health: Value = client
+        .get(format!("http://{}/health", a.address.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["components"]["redis"]["status"], "ok", "{health}");
 }
 
 fn uuid_like() -> String {

@@ -44,8 +44,6 @@ enum ComponentStatus {
     Unavailable,
     /// Not configured (e.g. no `redis.url`).
     Disabled,
-    /// Configured, but nothing checks it yet.
-    Unchecked,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,14 +83,18 @@ pub(crate) async fn liveness() -> HttpResponse {
 pub(crate) async fn readiness(state: web::Data<AppState>, id: RequestId) -> HttpResponse {
     let store = check_store(&state, &id).await;
     let redis = RedisComponent {
-        // Redis is not connected by anything yet: a configured URL is reported, not checked.
-        status: if state.config.redis.url.is_some() {
-            ComponentStatus::Unchecked
-        } else {
+        // As the rate limiter last saw it (no extra round trip): unavailable while its circuit
+        // breaker is open. Rate limiting then falls back (or refuses, when configured to), and
+        // the deny-list checks locally: degraded, not down.
+        status: if state.config.redis.url.is_none() {
             ComponentStatus::Disabled
+        } else if state.limits.limiter().redis_in_use() {
+            ComponentStatus::Ok
+        } else {
+            ComponentStatus::Unavailable
         },
     };
-    let status = if store.status == ComponentStatus::Ok {
+    let status = if store.status == ComponentStatus::Ok && redis.status != ComponentStatus::Unavailable {
         Overall::Ok
     } else {
         Overall::Degraded

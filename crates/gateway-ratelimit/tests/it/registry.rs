@@ -321,3 +321,34 @@ async fn usage_is_summarized_per_rule(h: &Harness) {
         "refused calls count against the rule that refused them only"
     );
 }
+
+/// `rate_limit.enabled: false`: nothing is selected, so nothing is counted or limited.
+#[tokio::test]
+async fn disabled_selects_nothing() {
+    let db = TestDb::sqlite().await;
+    let acme = org(&db, "acme", Plan::Free).await;
+    db.stores()
+        .rate_limits
+        .create(acme.id, stored("tools", RateLimitScope::Method, None, 1))
+        .await
+        .unwrap();
+    let cfg = RateLimitConfig {
+        enabled: false,
+        ip: Some(LimitConfig {
+            limit: 1,
+            window_seconds: 60,
+        }),
+        principal: Some(LimitConfig {
+            limit: 1,
+            window_seconds: 60,
+        }),
+        ..RateLimitConfig::default()
+    };
+    let h = Harness::memory();
+    let l = limits(&h, &cfg, &db).await;
+    let c = caller(acme.id, "u");
+    assert!(l.select_ip(c.ip).is_none());
+    assert!(l.select_request(&c, Some(("GET", "/x"))).is_none());
+    assert!(l.select_mcp(&c, "tools/call", Some("t")).is_none());
+    assert!(!l.needs_load(OrgId::new()));
+}
