@@ -28,8 +28,8 @@
 pub mod audit;
 pub mod authn;
 pub mod changes;
-pub mod declarative;
 pub mod client_ip;
+pub mod declarative;
 pub mod error;
 mod mcp;
 pub mod metrics;

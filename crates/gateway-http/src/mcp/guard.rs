@@ -19,8 +19,8 @@ use gateway_types::ids::{OrgId, ServerId};
 use gateway_types::jsonrpc::{ErrorObject, Request};
 use serde_json::Value;
 
-use crate::servers_cache::ServerCache;
 use crate::ratelimit::McpLimiter;
+use crate::servers_cache::ServerCache;
 
 /// Policy, then rate limits, for one client session.
 #[derive(Debug)]
