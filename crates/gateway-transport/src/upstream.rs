@@ -802,11 +802,7 @@ impl UpstreamSession {
         Ok(())
     }
 
-    async fn replay_initialize(
-        &self,
-        tx: &LinkTx,
-        params: Value,
-    ) -> Result<(), TransportError> {
+    async fn replay_initialize(&self, tx: &LinkTx, params: Value) -> Result<(), TransportError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (done_tx, done_rx) = oneshot::channel();
         self.lock().pending.insert(

@@ -547,8 +547,10 @@ mod tests {
             let err = serde_json::from_str::<Payload>(text).unwrap_err();
             assert!(err.is_syntax() || err.is_eof(), "{text}: {err}");
         }
-        let err = serde_json::from_str::<Payload>(r#"[{"jsonrpc":"2.0","id":1.5,"method":"a"},{"jsonrpc":"2.0","method":"b"}]"#)
-            .unwrap_err();
+        let err = serde_json::from_str::<Payload>(
+            r#"[{"jsonrpc":"2.0","id":1.5,"method":"a"},{"jsonrpc":"2.0","method":"b"}]"#,
+        )
+        .unwrap_err();
         assert!(err.is_data(), "{err}");
     }
 
@@ -561,7 +563,8 @@ mod tests {
         assert_eq!(req.extra["result"], json!({"r":1}));
         assert_eq!(serde_json::to_value(Message::Request(req)).unwrap(), value);
         assert!(serde_json::from_str::<Message>(r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"a"}"#).is_err());
-        let e = serde_json::from_str::<Message>(r#"{"jsonrpc":"2.0","error":{"code":1,"message":"m"}}"#).unwrap();
+        let e =
+            serde_json::from_str::<Message>(r#"{"jsonrpc":"2.0","error":{"code":1,"message":"m"}}"#).unwrap();
         assert!(matches!(e, Message::Error(ErrorResponse { id: None, .. })));
     }
 
