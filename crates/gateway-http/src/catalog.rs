@@ -502,6 +502,7 @@ pub(crate) async fn run(state: AppState) {
     let concurrency = state.config.discovery.concurrency.max(1);
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let queued: Arc<Mutex<HashSet<ServerId>>> = Arc::default();
+    let running: Arc<Mutex<HashSet<ServerId>>> = Arc::default();
     let mut tick = tokio::time::interval(Duration::from_secs(5).min(interval / 10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -516,13 +517,18 @@ pub(crate) async fn run(state: AppState) {
                 let state = state.clone();
                 let slots = Arc::clone(&slots);
                 let queued = Arc::clone(&queued);
+                let running = Arc::clone(&running);
                 tokio::spawn(async move {
                     let _slot = slots.acquire_owned().await;
+                    // Out of the queue before it runs: a list change announced meanwhile
+                    // queues another refresh.
                     queued.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                    running.lock().unwrap_or_else(PoisonError::into_inner).insert(id);
                     match refresh(&state, org, id, why).await {
                         Ok(_) | Err(RefreshError::NotFound) => {}
                         Err(err) => tracing::warn!(server.id = %id, error = %error_chain(&err), "catalog refresh failed"),
                     }
+                    running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
                 });
             }
             change = changes.recv() => match change {
@@ -542,10 +548,18 @@ pub(crate) async fn run(state: AppState) {
             },
             _ = tick.tick() => if enabled {
                 let now = Utc::now();
+                let busy: HashSet<ServerId> = running
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .chain(queued.lock().unwrap_or_else(PoisonError::into_inner).iter())
+                    .copied()
+                    .collect();
                 let due: Vec<(OrgId, ServerId)> = state
                     .catalogs
                     .read()
                     .values()
+                    .filter(|e| !busy.contains(&e.catalog.server_id))
                     .filter(|e| {
                         let age = (now - e.catalog.attempted_at).to_std().unwrap_or_default();
                         age >= interval + jitter(e.catalog.server_id, interval)
