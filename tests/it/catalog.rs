@@ -1,10 +1,11 @@
 //! Capability discovery and tool-definition pinning, end to end, on SQLite and (with
 //! `DATABASE_URL`) PostgreSQL: server-everything registered over stdio and Streamable HTTP and
 //! its catalog read through the API; a small Python SDK server whose tool description comes
-//! from a file the test rewrites (the change is found through `notifications/tools/list_changed`
-//! and through `POST …/catalog/refresh`), withheld under `pinning: enforce` on the server's own
-//! endpoint and on its namespace's, and visible again once approved; another tenant's 404; a
-//! server that went down keeps its catalog and gets `last_error`.
+//! from a file the test rewrites (the change is found through `notifications/tools/list_changed`,
+//! through `POST …/catalog/refresh` and through a client's `tools/list`), withheld under
+//! `pinning: enforce` on the server's own endpoint and on its namespace's, and visible again
+//! once approved; another tenant's 404; a server that went down keeps its catalog and gets
+//! `last_error`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -260,6 +261,8 @@ async fn a_changed_tool_definition_is_recorded_withheld_and_approved() {
         assert!(discovered(&first), "{first:#}");
         assert_eq!(first["pinning"], "enforce");
         assert_eq!(first["server_info"]["name"], "pinned-test");
+        // The Python SDK answers server/discover: discovered in the modern era.
+        assert_eq!(first["protocol_version"], "2026-07-28", "{first:#}");
         assert_eq!(echo_description(&first), "Echoes the text back.");
         assert_eq!(first["pending_changes"], json!([]));
 
@@ -390,6 +393,28 @@ async fn a_changed_tool_definition_is_recorded_withheld_and_approved() {
         assert_eq!(status, 200, "{text}");
         assert_eq!(body["approved"], json!(["echo"]));
 
+        // A third, seen first by a client's tools/list through the proxy, which asks for a refresh.
+        std::fs::write(&desc, "Echoes text (v4).").unwrap();
+        let list = rpc(app, &admin, &rpc_path, "tools/list", json!({})).await;
+        assert!(list["result"]["tools"].is_array(), "{list}");
+        let live = catalog_when(app, &admin, &id, |c| c["withheld"] == json!(["echo"])).await;
+        assert_eq!(live["withheld"], json!(["echo"]), "{live:#}");
+        assert_eq!(
+            live["pending_changes"][0]["new_definition"]["description"],
+            "Echoes text (v4)."
+        );
+        let list = rpc(app, &admin, &rpc_path, "tools/list", json!({})).await;
+        assert_eq!(tool_names(&list), ["announce"], "{list}");
+        let (status, text, _) = send(
+            app,
+            Method::POST,
+            &approve,
+            &admin,
+            Some(json!({"tools": ["echo"]})),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+
         // Detections and approvals are audited.
         app.flush_audit().await;
         let (status, text, audit) =
@@ -403,12 +428,12 @@ async fn a_changed_tool_definition_is_recorded_withheld_and_approved() {
             .collect();
         assert_eq!(
             actions.iter().filter(|a| **a == "catalog.tool_changed").count(),
-            2,
+            3,
             "{actions:?}"
         );
         assert_eq!(
             actions.iter().filter(|a| **a == "catalog.approve").count(),
-            2,
+            3,
             "{actions:?}"
         );
     })
