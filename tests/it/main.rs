@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod binaries;
+mod catalog;
 mod changes;
 mod cors;
 mod declarative;

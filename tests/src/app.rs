@@ -101,6 +101,9 @@ impl TestAppBuilder {
                 "5".to_owned(),
             ),
             ("GATEWAY__DATABASE__URL".to_owned(), database_url),
+            // Capability discovery connects to every registered server (starting stdio ones):
+            // tests that want it turn it on (`.env("GATEWAY__DISCOVERY__ENABLED", "true")`).
+            ("GATEWAY__DISCOVERY__ENABLED".to_owned(), "false".to_owned()),
         ]);
         env_vars.extend(self.env_vars);
         let config_dir = tempfile::tempdir().expect("temp dir");

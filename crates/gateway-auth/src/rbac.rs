@@ -19,6 +19,7 @@
 //! | `audit:read`          |  ✓    |      |        |          |
 //! | `virtual_servers:write` | ✓   |  ✓   |        |          |
 //! | `admin:broadcast`     |  ✓    |      |        |          |
+//! | `catalog:manage`      |  ✓    |      |        |          |
 //!
 //! `keys:own` manages one's own user API keys; `keys:manage` every key of the organization,
 //! including app-to-app keys.
@@ -74,6 +75,7 @@ permissions! {
     AuditRead = "audit:read",
     VirtualServersWrite = "virtual_servers:write",
     AdminBroadcast = "admin:broadcast",
+    CatalogManage = "catalog:manage",
 }
 
 impl std::fmt::Display for Permission {

@@ -51,6 +51,8 @@ pub mod kind {
     pub const RATE_LIMIT: &str = "rate_limit";
     /// An access policy.
     pub const POLICY: &str = "policy";
+    /// A server's capability catalog (a refresh or an approval).
+    pub const CATALOG: &str = "catalog";
 }
 
 /// One change, as every subscriber sees it.

@@ -27,6 +27,7 @@
 
 pub mod audit;
 pub mod authn;
+pub mod catalog;
 pub mod changes;
 pub mod client_ip;
 pub mod declarative;

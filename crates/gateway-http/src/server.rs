@@ -114,6 +114,7 @@ pub async fn serve(
     let hub_upkeep = tokio::spawn(std::sync::Arc::clone(&state.hub).run_upkeep());
     let policy_reload = tokio::spawn(reload_policies(state.clone()));
     let change_poller = tokio::spawn(crate::changes::run(state.clone()));
+    let catalogs = tokio::spawn(crate::catalog::run(state.clone()));
     let limits_upkeep = tokio::spawn(rate_limit_upkeep(state.clone()));
     let limits_usage = tokio::spawn(flush_rate_limit_usage(state.clone()));
 
@@ -149,6 +150,7 @@ pub async fn serve(
     key_usage.abort();
     policy_reload.abort();
     change_poller.abort();
+    catalogs.abort();
     hub_upkeep.abort();
     limits_upkeep.abort();
     limits_usage.abort();

@@ -91,6 +91,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// `server.trusted_proxies`, for [`crate::client_ip::client_ip`].
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// Every server's capability catalog, pins and withheld tools ([`crate::catalog`]).
+    pub catalogs: Arc<crate::catalog::Catalogs>,
 }
 
 impl AppState {
@@ -142,6 +144,7 @@ impl AppState {
             sealer,
             servers,
             changes: crate::changes::ChangeFeed::new(),
+            catalogs: Arc::default(),
             config,
             stores,
             started_at: Instant::now(),

@@ -379,6 +379,7 @@ pub fn declared_columns(backend: DatabaseBackend) -> std::collections::BTreeSet<
             rate_limit_usage,
             rate_limits,
             refresh_tokens,
+            server_catalogs,
             server_stats,
             users,
             virtual_servers
@@ -401,6 +402,7 @@ pub fn declared_columns(backend: DatabaseBackend) -> std::collections::BTreeSet<
             rate_limit_usage,
             rate_limits,
             refresh_tokens,
+            server_catalogs,
             server_stats,
             users,
             virtual_servers

@@ -306,12 +306,17 @@ async fn post(shared: Arc<Shared>, msg: Message) {
     }
     if !status.is_success() {
         tracing::warn!(server.name = %shared.name, status = status.as_u16(), "upstream answered an error status");
-        // A JSON-RPC error body is still an answer.
+        // A JSON-RPC error body is still an answer — to this POST's request, even when the
+        // server could not tell its id (`"id": null`, e.g. a legacy server refusing a request
+        // without a session).
         if let Some(id) = request_id {
             let bytes = response.bytes().await.unwrap_or_default();
             match serde_json::from_slice::<Message>(&bytes) {
-                Ok(m @ Message::Error(_)) => {
-                    let _ = shared.deliver(m, Some(id)).await;
+                Ok(Message::Error(mut e)) => {
+                    if e.id.is_none() {
+                        e.id = Some(id.clone());
+                    }
+                    let _ = shared.deliver(Message::Error(e), Some(id)).await;
                 }
                 _ => fail(&shared, Some(id)).await,
             }

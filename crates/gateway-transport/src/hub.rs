@@ -27,7 +27,7 @@ use crate::client::{ClientSession, ClientTransport, Guard, Owner, SessionBuffers
 use crate::federation::{FederationConnector, MemberSpec, Naming};
 use crate::link::{Connectors, UpstreamSpec};
 use crate::stdio::ProcessTable;
-use crate::upstream::{Phase, RestartPolicy, UpstreamSession};
+use crate::upstream::{ListChanged, Phase, RestartPolicy, UpstreamSession};
 
 /// Lifecycle events buffered per subscriber; one that falls further behind skips the oldest.
 pub const EVENT_BUFFER: usize = 1024;
@@ -238,6 +238,7 @@ pub struct Hub {
     recorder: Option<mpsc::Sender<Record>>,
     runtime: tokio::runtime::Handle,
     events: broadcast::Sender<HubEvent>,
+    list_changed: broadcast::Sender<ListChanged>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -289,6 +290,7 @@ impl Hub {
             tables: Mutex::new(Tables::default()),
             recorder,
             events: broadcast::channel(EVENT_BUFFER).0,
+            list_changed: broadcast::channel(EVENT_BUFFER).0,
         })
     }
 
@@ -583,6 +585,21 @@ impl Hub {
     fn new_upstream(&self, spec: UpstreamSpec) -> UpstreamSession {
         let connector = Arc::clone(self.connectors.for_protocol(spec.protocol));
         UpstreamSession::new(spec, connector, self.settings.restart, self.runtime.clone())
+            .with_list_changed(self.list_changed.clone())
+    }
+
+    /// The connectors upstream sessions use (for the gateway's own connections, e.g.
+    /// capability discovery).
+    #[must_use]
+    pub fn connectors(&self) -> &Connectors {
+        &self.connectors
+    }
+
+    /// `notifications/*/list_changed` of every upstream session the hub opened (shared and
+    /// per-client) from now on. A lagging subscriber skips.
+    #[must_use]
+    pub fn subscribe_list_changed(&self) -> broadcast::Receiver<ListChanged> {
+        self.list_changed.subscribe()
     }
 
     /// A session by id, if it is open and owned by `owner` (anyone else's is "not found").

@@ -190,6 +190,20 @@ struct Inner {
     /// The shared runtime: connections and their tasks live there, never on the runtime of
     /// whichever caller happened to connect first (an HTTP worker's dies with it).
     runtime: tokio::runtime::Handle,
+    /// Where `notifications/*/list_changed` from the upstream are also announced.
+    list_changed: Option<tokio::sync::broadcast::Sender<ListChanged>>,
+}
+
+/// An upstream announced that one of its lists changed (`notifications/tools/list_changed`,
+/// `.../resources/list_changed`, `.../prompts/list_changed`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListChanged {
+    /// The server ([`UpstreamSpec::server_id`]).
+    pub server_id: String,
+    /// Its organization ([`UpstreamSpec::org_id`]).
+    pub org_id: String,
+    /// The notification's method.
+    pub method: String,
 }
 
 /// A cheap handle to one upstream MCP session.
@@ -255,8 +269,19 @@ impl UpstreamSession {
                 dropped_notifications: AtomicI64::new(0),
                 process: watch::channel(ProcessState::default()).0,
                 runtime,
+                list_changed: None,
             }),
         }
+    }
+
+    /// Also announces the upstream's list-changed notifications on `tx` (for a new session,
+    /// before it is shared; later it changes nothing).
+    #[must_use]
+    pub fn with_list_changed(mut self, tx: tokio::sync::broadcast::Sender<ListChanged>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.list_changed = Some(tx);
+        }
+        self
     }
 
     /// The upstream's description.
@@ -1119,6 +1144,16 @@ impl UpstreamSession {
                 }
             }
             _ => {
+                if n.method.ends_with("/list_changed")
+                    && let Some(tx) = &self.inner.list_changed
+                {
+                    // Nobody listening is not an error.
+                    let _ = tx.send(ListChanged {
+                        server_id: self.inner.spec.server_id.clone(),
+                        org_id: self.inner.spec.org_id.clone(),
+                        method: n.method.clone(),
+                    });
+                }
                 let ports: Vec<Reply> = self.lock().clients.values().map(|c| c.outbound.clone()).collect();
                 for port in ports {
                     if port.try_send(Message::Notification(n.clone())).is_err() {

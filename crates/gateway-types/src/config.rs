@@ -86,6 +86,34 @@ pub struct GatewayConfig {
     pub declarative: DeclarativeConfig,
     /// The worker's health checks of registered servers.
     pub health_checks: HealthChecksConfig,
+    /// Capability discovery: the catalog of each server, refreshed by the api.
+    pub discovery: DiscoveryConfig,
+}
+
+/// Capability discovery (the api's catalog of every server's tools, resources and prompts).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// Discover servers at all (off: catalogs are neither fetched nor refreshed; pins already
+    /// stored still apply).
+    pub enabled: bool,
+    /// Each server's catalog is refreshed this often (with up to 10 % random jitter).
+    pub refresh_interval_seconds: u64,
+    /// One discovery (connect, handshake, every list page) fails after this.
+    pub timeout_seconds: u64,
+    /// Discoveries running at the same time, at most.
+    pub concurrency: usize,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            refresh_interval_seconds: 600,
+            timeout_seconds: 30,
+            concurrency: 4,
+        }
+    }
 }
 
 /// Namespaces and servers declared in configuration (a deployment managed from version
@@ -1115,6 +1143,22 @@ impl GatewayConfig {
             (1..=3650).contains(&h.retention_days),
             "health_checks.retention_days",
             "must be between 1 and 3650",
+        );
+        let d = &self.discovery;
+        check(
+            (10..=604_800).contains(&d.refresh_interval_seconds),
+            "discovery.refresh_interval_seconds",
+            "must be between 10 and 604800",
+        );
+        check(
+            (1..=300).contains(&d.timeout_seconds),
+            "discovery.timeout_seconds",
+            "must be between 1 and 300",
+        );
+        check(
+            (1..=64).contains(&d.concurrency),
+            "discovery.concurrency",
+            "must be between 1 and 64",
         );
         check(
             (1..=3600).contains(&self.policies.reload_interval_seconds),

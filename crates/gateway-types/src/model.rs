@@ -1135,3 +1135,138 @@ mod tests {
         );
     }
 }
+
+text_enum! {
+    /// What the gateway does when a server changes a pinned tool definition (server metadata
+    /// key `pinning`; `warn` when absent).
+    PinningMode {
+        /// The change is recorded and audited; the tool is withheld (not listed, calls refused)
+        /// until an administrator approves it.
+        Enforce = "enforce",
+        /// The change is recorded and audited; the tool stays usable.
+        Warn = "warn",
+        /// Definitions are not pinned.
+        Off = "off",
+    }
+}
+
+impl PinningMode {
+    /// The mode a server's `metadata` selects (`metadata.pinning`), `warn` when absent or unknown.
+    #[must_use]
+    pub fn of_metadata(metadata: &Value) -> Self {
+        metadata
+            .get("pinning")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Self::Warn)
+    }
+}
+
+/// The definition of a tool that the gateway pinned (the first it saw, or the last approved).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolPin {
+    /// sha256 (hex) of the canonical JSON of `definition`.
+    pub fingerprint: String,
+    /// `description`, `inputSchema`, `outputSchema` and `annotations` of the tool.
+    pub definition: Value,
+    /// When it was pinned.
+    pub pinned_at: DateTime<Utc>,
+}
+
+text_enum! {
+    /// The state of a detected tool-definition change.
+    ToolChangeStatus {
+        /// Waiting for an administrator.
+        Pending = "pending",
+        /// Approved: the new definition is pinned.
+        Approved = "approved",
+    }
+}
+
+/// A tool whose definition differs from its pin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolChange {
+    /// The tool's name.
+    pub tool: String,
+    /// The pinned definition's fingerprint.
+    pub old_fingerprint: String,
+    /// The new definition's fingerprint.
+    pub new_fingerprint: String,
+    /// The pinned definition.
+    pub old_definition: Value,
+    /// The definition the server now announces.
+    pub new_definition: Value,
+    /// When the gateway first saw it.
+    pub detected_at: DateTime<Utc>,
+    /// Pending or approved.
+    pub status: ToolChangeStatus,
+    /// When it was approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<DateTime<Utc>>,
+    /// Who approved it (`<actor type>:<id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+}
+
+/// What the gateway knows a server offers (`server_catalogs`, one row per server): from the
+/// last successful discovery, plus the tool pins and the changes detected against them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerCatalog {
+    /// Organization.
+    pub org_id: OrgId,
+    /// Server.
+    pub server_id: ServerId,
+    /// The protocol revision the server speaks (negotiated or discovered).
+    pub protocol_version: Option<String>,
+    /// `serverInfo` (name, version, ...).
+    pub server_info: Option<Value>,
+    /// The server's capabilities.
+    pub capabilities: Option<Value>,
+    /// The server's instructions, if any.
+    pub instructions: Option<String>,
+    /// `tools/list`, every page.
+    pub tools: Vec<Value>,
+    /// `resources/list`, every page.
+    pub resources: Vec<Value>,
+    /// `resources/templates/list`, every page.
+    pub resource_templates: Vec<Value>,
+    /// `prompts/list`, every page.
+    pub prompts: Vec<Value>,
+    /// sha256 (hex) of the whole catalog's canonical JSON; `None` before the first success.
+    pub fingerprint: Option<String>,
+    /// Pinned tool definitions by tool name.
+    pub pins: std::collections::BTreeMap<String, ToolPin>,
+    /// Detected changes (pending ones, and the most recent approved ones).
+    pub changes: Vec<ToolChange>,
+    /// When the catalog was last fetched successfully.
+    pub refreshed_at: Option<DateTime<Utc>>,
+    /// Why the last attempt failed (the gateway's words); `None` after a success.
+    pub last_error: Option<String>,
+    /// When discovery was last attempted.
+    pub attempted_at: DateTime<Utc>,
+}
+
+impl ServerCatalog {
+    /// An empty catalog of a server never reached.
+    #[must_use]
+    pub fn empty(org_id: OrgId, server_id: ServerId, at: DateTime<Utc>) -> Self {
+        Self {
+            org_id,
+            server_id,
+            protocol_version: None,
+            server_info: None,
+            capabilities: None,
+            instructions: None,
+            tools: Vec::new(),
+            resources: Vec::new(),
+            resource_templates: Vec::new(),
+            prompts: Vec::new(),
+            fingerprint: None,
+            pins: std::collections::BTreeMap::new(),
+            changes: Vec::new(),
+            refreshed_at: None,
+            last_error: None,
+            attempted_at: at,
+        }
+    }
+}

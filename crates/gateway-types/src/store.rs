@@ -28,8 +28,9 @@ use crate::model::{
     McpServerPatch, McpSession, McpSessionPatch, Namespace, NamespacePatch, NewApiKey, NewAuditLog,
     NewHealthCheck, NewMcpServer, NewMcpSession, NewNamespace, NewOrganization, NewPolicy, NewRateLimitRule,
     NewRefreshToken, NewUser, NewVirtualServer, Organization, OrganizationPatch, Page, Paged, PolicyPatch,
-    RateLimitRule, RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerFilter, ServerStats,
-    ServerStatsDelta, ServerStatus, StoredPolicy, User, UserPatch, VirtualServer, VirtualServerPatch,
+    RateLimitRule, RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerCatalog, ServerFilter,
+    ServerStats, ServerStatsDelta, ServerStatus, StoredPolicy, User, UserPatch, VirtualServer,
+    VirtualServerPatch,
 };
 
 /// Errors of every storage trait. No driver type crosses this boundary.
@@ -417,6 +418,20 @@ pub trait HealthStore: Send + Sync {
     async fn roll_up_requests(&self, until: DateTime<Utc>) -> StoreResult<u64>;
 }
 
+/// Capability catalogs of servers (`server_catalogs`, one row per server), with their tool
+/// pins and detected changes.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// A server's catalog, if it was ever discovered.
+    async fn get(&self, org: OrgId, server: ServerId) -> StoreResult<Option<ServerCatalog>>;
+    /// Every catalog of every organization: for the in-memory catalog at start.
+    async fn list_all(&self) -> StoreResult<Vec<ServerCatalog>>;
+    /// Creates or replaces the server's catalog (`catalog.server_id`) and appends a `catalog`
+    /// change-log entry in the same transaction, so every replica reloads it. NotFound if the
+    /// server is not the organization's. A server's deletion deletes its catalog.
+    async fn put(&self, org: OrgId, catalog: ServerCatalog) -> StoreResult<ServerCatalog>;
+}
+
 /// The change log every process polls to refresh its caches.
 #[async_trait]
 pub trait ChangeLogStore: Send + Sync {
@@ -506,6 +521,8 @@ pub struct Stores {
     pub changes: Arc<dyn ChangeLogStore>,
     /// Access policy rules.
     pub policies: Arc<dyn PolicyStore>,
+    /// Capability catalogs.
+    pub catalogs: Arc<dyn CatalogStore>,
     /// Locks that make background jobs run once across workers.
     pub locks: Arc<dyn JobLocks>,
     /// Revoked access tokens (in memory, or on Redis when configured).

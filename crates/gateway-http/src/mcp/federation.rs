@@ -128,7 +128,13 @@ pub(super) async fn open_federation(
         )
         // A member that is down (health checks) has its calls refused at once.
         .with_availability(server.record.id, Arc::clone(&state.servers));
-        let guard = Arc::new(SessionGuard::new(policy, McpLimiter::new(state, principal, ip)));
+        let pins = super::guard::PinGuard::new(
+            server.record.id,
+            server.record.name.clone(),
+            Arc::clone(&state.catalogs),
+        );
+        let guard =
+            Arc::new(SessionGuard::new(policy, McpLimiter::new(state, principal, ip)).with_pins(pins));
         members.push(MemberSpec {
             name: server.record.name.clone(),
             spec,

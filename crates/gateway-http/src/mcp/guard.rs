@@ -4,7 +4,10 @@
 //! the per-method and per-tool rate limits ([`McpLimiter`]), checked in that order: a request
 //! the policy denies is never counted against a limit.
 //! The policy guard also refuses every request at once while the session's server is down
-//! (health checks failing), with `-32000`.
+//! (health checks failing), with `-32000`. The pin check ([`PinGuard`], first of all) withholds
+//! the tools whose definition changed and is not approved under `pinning: enforce`: they are
+//! removed from `tools/list` results and `tools/call` on them is refused with
+//! [`TOOL_WITHHELD`]; it reads the in-memory catalogs only.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,35 +22,106 @@ use gateway_types::ids::{OrgId, ServerId};
 use gateway_types::jsonrpc::{ErrorObject, Request};
 use serde_json::Value;
 
+use crate::catalog::Catalogs;
 use crate::ratelimit::McpLimiter;
 use crate::servers_cache::ServerCache;
 
-/// Policy, then rate limits, for one client session.
+/// The JSON-RPC error code of a call to a withheld tool (changed definition, not approved).
+pub(crate) const TOOL_WITHHELD: i64 = -32005;
+
+/// Pins, then policy, then rate limits, for one client session.
 #[derive(Debug)]
 pub(crate) struct SessionGuard {
+    pins: Option<PinGuard>,
     policy: PolicyGuard,
     limits: McpLimiter,
 }
 
 impl SessionGuard {
     pub(crate) fn new(policy: PolicyGuard, limits: McpLimiter) -> Self {
-        Self { policy, limits }
+        Self {
+            pins: None,
+            policy,
+            limits,
+        }
+    }
+
+    /// Withholds the server's changed tools (see [`PinGuard`]).
+    pub(crate) fn with_pins(mut self, pins: PinGuard) -> Self {
+        self.pins = Some(pins);
+        self
     }
 }
 
 impl ResultFilter for SessionGuard {
     fn filter(&self, method: &str, result: &mut Value) {
+        if let Some(pins) = &self.pins
+            && method == "tools/list"
+        {
+            pins.catalogs.filter_tools(pins.server, result);
+        }
         self.policy.filter(method, result);
     }
 }
 
 impl Guard for SessionGuard {
     fn check(&self, request: &Request) -> Result<(), ErrorObject> {
+        if let Some(pins) = &self.pins {
+            pins.check(request)?;
+        }
         self.policy.check(request)
     }
 
     fn admit(&self, request: &Request) -> Option<Admission> {
         self.limits.admit(request)
+    }
+}
+
+/// The pin check of one server: its tools withheld under `pinning: enforce`, from memory.
+pub(crate) struct PinGuard {
+    server: ServerId,
+    name: String,
+    catalogs: Arc<Catalogs>,
+}
+
+impl PinGuard {
+    pub(crate) fn new(server: ServerId, name: String, catalogs: Arc<Catalogs>) -> Self {
+        Self {
+            server,
+            name,
+            catalogs,
+        }
+    }
+
+    fn check(&self, request: &Request) -> Result<(), ErrorObject> {
+        if request.method != "tools/call" {
+            return Ok(());
+        }
+        let tool = request
+            .params
+            .as_ref()
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if self.catalogs.is_withheld(self.server, tool) {
+            tracing::info!(server.id = %self.server, tool = %tool, "call to a withheld tool refused");
+            return Err(ErrorObject::new(
+                TOOL_WITHHELD,
+                format!(
+                    "tool '{tool}' of server '{}' changed its definition and is withheld until an administrator approves the change",
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for PinGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinGuard")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
     }
 }
 

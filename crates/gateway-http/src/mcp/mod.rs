@@ -302,7 +302,12 @@ async fn open_session(
     )
     .with_availability(server.record.id, Arc::clone(&state.servers));
     let limits = crate::ratelimit::McpLimiter::new(state, principal, ip);
-    let guard = Arc::new(SessionGuard::new(policy, limits));
+    let pins = guard::PinGuard::new(
+        server.record.id,
+        server.record.name.clone(),
+        Arc::clone(&state.catalogs),
+    );
+    let guard = Arc::new(SessionGuard::new(policy, limits).with_pins(pins));
     let mode = mode.unwrap_or_else(|| SessionMode::parse(&server.session_mode).unwrap_or_default());
     state
         .hub

@@ -2,6 +2,7 @@
 //! on a known path is a 405 with `Allow`, any unknown path a 404, both as JSON envelopes.
 
 mod auth;
+mod catalog;
 mod health;
 mod logs;
 mod metrics;
@@ -72,6 +73,21 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::put().to(servers::update))
                 .route(web::delete().to(servers::delete))
                 .default_service(not_allowed("GET, PUT, DELETE")),
+        )
+        .service(
+            web::resource("/gateway/servers/{id}/catalog")
+                .route(web::get().to(catalog::get))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/gateway/servers/{id}/catalog/refresh")
+                .route(web::post().to(catalog::refresh))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/gateway/servers/{id}/catalog/approve")
+                .route(web::post().to(catalog::approve))
+                .default_service(not_allowed("POST")),
         )
         .service(
             web::resource("/api/admin/users")

@@ -246,6 +246,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    server_catalogs (server_id) {
+        server_id -> Uuid,
+        org_id -> Uuid,
+        protocol_version -> Nullable<Text>,
+        server_info -> Nullable<Jsonb>,
+        capabilities -> Nullable<Jsonb>,
+        instructions -> Nullable<Text>,
+        tools -> Jsonb,
+        resources -> Jsonb,
+        resource_templates -> Jsonb,
+        prompts -> Jsonb,
+        fingerprint -> Nullable<Text>,
+        pins -> Jsonb,
+        changes -> Jsonb,
+        refreshed_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        attempted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     server_stats (server_id) {
         server_id -> Uuid,
         org_id -> Uuid,
@@ -318,6 +339,8 @@ diesel::joinable!(rate_limit_usage -> rate_limits (rate_limit_id));
 diesel::joinable!(rate_limits -> organizations (org_id));
 diesel::joinable!(refresh_tokens -> organizations (org_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(server_catalogs -> mcp_servers (server_id));
+diesel::joinable!(server_catalogs -> organizations (org_id));
 diesel::joinable!(server_stats -> mcp_servers (server_id));
 diesel::joinable!(server_stats -> organizations (org_id));
 diesel::joinable!(users -> organizations (org_id));
@@ -340,6 +363,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_limit_usage,
     rate_limits,
     refresh_tokens,
+    server_catalogs,
     server_stats,
     users,
     virtual_servers,

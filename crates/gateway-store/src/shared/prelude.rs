@@ -23,11 +23,11 @@ use gateway_types::model::{
     McpServerPatch, McpSession, McpSessionPatch, Namespace, NamespacePatch, NewApiKey, NewAuditLog,
     NewHealthCheck, NewMcpServer, NewMcpSession, NewNamespace, NewOrganization, NewRateLimitRule,
     NewPolicy, NewRefreshToken, NewUser, NewVirtualServer, Organization, OrganizationPatch, Page, Paged, RateLimitRule,
-    PolicyPatch, RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerFilter, ServerStats, ServerStatsDelta,
+    PolicyPatch, RateLimitRulePatch, RateLimitUsage, RefreshToken, ServerCatalog, ServerFilter, ServerStats, ServerStatsDelta,
     RecordSource, ServerStatus, SessionStatus, StoredPolicy, User, UserPatch, VirtualServer, VirtualServerPatch,
 };
 use gateway_types::store::{
-    ApiKeyStore, AuditChainHead, AuditFilter, AuditHasher, AuditStore, ChangeLogStore, HealthStore, LogQuery, LogStore,
+    ApiKeyStore, AuditChainHead, AuditFilter, AuditHasher, AuditStore, CatalogStore, ChangeLogStore, HealthStore, LogQuery, LogStore,
     NamespaceStore, OrganizationStore, PolicyStore, RateLimitStore, RefreshTokenStore, ServerStore, SessionStore,
     StoreHealth, StoreResult, Stores, UserStore, VirtualServerStore,
 };
@@ -101,6 +101,7 @@ mod change {
     pub(super) const VIRTUAL_SERVER: &str = "virtual_server";
     pub(super) const RATE_LIMIT: &str = "rate_limit";
     pub(super) const POLICY: &str = "policy";
+    pub(super) const CATALOG: &str = "catalog";
     pub(super) const CREATE: &str = "create";
     pub(super) const UPDATE: &str = "update";
     pub(super) const DELETE: &str = "delete";

@@ -1095,3 +1095,79 @@ struct NewChangeRow<'a> {
     op: &'a str,
     created_at: DbTime,
 }
+
+/// `server_catalogs`.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = schema::server_catalogs, check_for_backend(Backend), treat_none_as_default_value = false)]
+struct CatalogRow {
+    server_id: DbUuid,
+    org_id: DbUuid,
+    protocol_version: Option<String>,
+    server_info: Option<DbJson>,
+    capabilities: Option<DbJson>,
+    instructions: Option<String>,
+    tools: DbJson,
+    resources: DbJson,
+    resource_templates: DbJson,
+    prompts: DbJson,
+    fingerprint: Option<String>,
+    pins: DbJson,
+    changes: DbJson,
+    refreshed_at: Option<DbTime>,
+    last_error: Option<String>,
+    attempted_at: DbTime,
+}
+
+fn json_of<T: serde::Serialize>(value: &T) -> DbResult<DbJson> {
+    serde_json::to_value(value)
+        .map(DbJson)
+        .map_err(|e| DbError::Corrupt(Box::new(e)))
+}
+
+fn json_from<T: serde::de::DeserializeOwned>(value: DbJson) -> DbResult<T> {
+    serde_json::from_value(value.0).map_err(|e| DbError::Corrupt(Box::new(e)))
+}
+
+impl CatalogRow {
+    fn new(org: OrgId, c: ServerCatalog) -> DbResult<Self> {
+        Ok(Self {
+            server_id: uid(c.server_id),
+            org_id: uid(org),
+            protocol_version: c.protocol_version,
+            server_info: c.server_info.map(DbJson),
+            capabilities: c.capabilities.map(DbJson),
+            instructions: c.instructions,
+            tools: DbJson(serde_json::Value::Array(c.tools)),
+            resources: DbJson(serde_json::Value::Array(c.resources)),
+            resource_templates: DbJson(serde_json::Value::Array(c.resource_templates)),
+            prompts: DbJson(serde_json::Value::Array(c.prompts)),
+            fingerprint: c.fingerprint,
+            pins: json_of(&c.pins)?,
+            changes: json_of(&c.changes)?,
+            refreshed_at: c.refreshed_at.map(ts),
+            last_error: c.last_error,
+            attempted_at: ts(c.attempted_at),
+        })
+    }
+
+    fn into_domain(self) -> DbResult<ServerCatalog> {
+        Ok(ServerCatalog {
+            org_id: OrgId::from_uuid(self.org_id.0),
+            server_id: ServerId::from_uuid(self.server_id.0),
+            protocol_version: self.protocol_version,
+            server_info: self.server_info.map(|j| j.0),
+            capabilities: self.capabilities.map(|j| j.0),
+            instructions: self.instructions,
+            tools: json_from(self.tools)?,
+            resources: json_from(self.resources)?,
+            resource_templates: json_from(self.resource_templates)?,
+            prompts: json_from(self.prompts)?,
+            fingerprint: self.fingerprint,
+            pins: json_from(self.pins)?,
+            changes: json_from(self.changes)?,
+            refreshed_at: self.refreshed_at.map(|t| t.0),
+            last_error: self.last_error,
+            attempted_at: self.attempted_at.0,
+        })
+    }
+}

@@ -4,7 +4,7 @@
 use schema::{
     api_keys, policies, audit_chain_heads, audit_logs, change_log, health_checks, log_aggregates, log_index,
     mcp_servers, mcp_sessions, namespaces, organizations, rate_limit_usage, rate_limits, refresh_tokens,
-    server_stats, users, virtual_servers,
+    server_catalogs, server_stats, users, virtual_servers,
 };
 
 impl Store {
@@ -27,6 +27,7 @@ impl Store {
             health: s.clone(),
             changes: s.clone(),
             policies: s.clone(),
+            catalogs: s.clone(),
             locks: job_locks(&s),
             denylist: Arc::new(crate::shared_state::MemoryDenyList::new()),
             status: s,
@@ -2033,5 +2034,57 @@ impl StoreHealth for Store {
 
     fn backend(&self) -> &'static str {
         BACKEND_NAME
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capability catalogs
+
+#[async_trait]
+impl CatalogStore for Store {
+    async fn get(&self, org: OrgId, server: ServerId) -> StoreResult<Option<ServerCatalog>> {
+        let row = read!(self, c, {
+            Ok(server_catalogs::table
+                .filter(server_catalogs::org_id.eq(uid(org)))
+                .filter(server_catalogs::server_id.eq(uid(server)))
+                .select(CatalogRow::as_select())
+                .first(c)
+                .await
+                .optional()?)
+        })?;
+        Ok(row.map(CatalogRow::into_domain).transpose()?)
+    }
+
+    async fn list_all(&self) -> StoreResult<Vec<ServerCatalog>> {
+        let rows = read!(self, c, {
+            Ok(server_catalogs::table
+                .select(CatalogRow::as_select())
+                .order(server_catalogs::server_id)
+                .load(c)
+                .await?)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(CatalogRow::into_domain)
+            .collect::<DbResult<_>>()?)
+    }
+
+    async fn put(&self, org: OrgId, catalog: ServerCatalog) -> StoreResult<ServerCatalog> {
+        let server = catalog.server_id;
+        let row = CatalogRow::new(org, catalog)?;
+        let row = write_tx!(self, async move |c| {
+            require_owned!(&mut *c, mcp_servers, org, server);
+            let row = diesel::insert_into(server_catalogs::table)
+                .values(&row)
+                .on_conflict(server_catalogs::server_id)
+                .do_update()
+                .set(&row)
+                .returning(CatalogRow::as_returning())
+                .get_result(c)
+                .await?;
+            record_change(c, org, change::CATALOG, server, change::UPDATE).await?;
+            Ok(row)
+        })?;
+        Ok(row.into_domain()?)
     }
 }

@@ -246,6 +246,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    server_catalogs (server_id) {
+        server_id -> Text,
+        org_id -> Text,
+        protocol_version -> Nullable<Text>,
+        server_info -> Nullable<Text>,
+        capabilities -> Nullable<Text>,
+        instructions -> Nullable<Text>,
+        tools -> Text,
+        resources -> Text,
+        resource_templates -> Text,
+        prompts -> Text,
+        fingerprint -> Nullable<Text>,
+        pins -> Text,
+        changes -> Text,
+        refreshed_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        attempted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     server_stats (server_id) {
         server_id -> Text,
         org_id -> Text,
@@ -318,6 +339,8 @@ diesel::joinable!(rate_limit_usage -> rate_limits (rate_limit_id));
 diesel::joinable!(rate_limits -> organizations (org_id));
 diesel::joinable!(refresh_tokens -> organizations (org_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(server_catalogs -> mcp_servers (server_id));
+diesel::joinable!(server_catalogs -> organizations (org_id));
 diesel::joinable!(server_stats -> mcp_servers (server_id));
 diesel::joinable!(server_stats -> organizations (org_id));
 diesel::joinable!(users -> organizations (org_id));
@@ -340,6 +363,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_limit_usage,
     rate_limits,
     refresh_tokens,
+    server_catalogs,
     server_stats,
     users,
     virtual_servers,

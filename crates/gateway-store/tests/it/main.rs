@@ -14,6 +14,7 @@ mod harness;
 mod api_keys;
 mod audit;
 mod backends;
+mod catalogs;
 mod change_log;
 mod health;
 mod logs;

@@ -302,7 +302,7 @@ async fn tenant_tables_are_scoped_by_org_id(db: &TestDb) {
     blocking(move || {
         let mut sql = Sql::open(&url);
         let tables = tables(&mut sql);
-        assert_eq!(tables.len(), 18, "{tables:?}");
+        assert_eq!(tables.len(), 19, "{tables:?}");
         let cols = columns(&mut sql);
         let mut problems = Vec::new();
         for table in &tables {
