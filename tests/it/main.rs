@@ -11,6 +11,7 @@ mod binaries;
 mod changes;
 mod cors;
 mod declarative;
+mod eras;
 mod errors;
 mod federation;
 mod health;
