@@ -1,4 +1,5 @@
-//! Protocol eras: MCP 2026-07-28 (stateless) clients through the gateway to legacy upstreams.
+//! Protocol eras: MCP 2026-07-28 (stateless) clients through the gateway to legacy upstreams,
+//! and legacy clients to a 2026-07-28-only upstream.
 //!
 //! The modern client is the official Python SDK's `Client` (`tests/peers/modern_client.py`, in
 //! `mode="auto"`, which probes `server/discover`, or pinned to 2026-07-28); the upstream is
@@ -425,4 +426,167 @@ async fn mrtr_state_is_bound_and_single_use() {
     again["id"] = json!(13);
     let (_, v) = raw(&s, &url, &headers, &again).await;
     assert_eq!(v["error"]["code"], -32602, "{v}");
+}
+
+/// A modern-only upstream (`tests/peers/modern_server.py`: written from the 2026-07-28 spec and
+/// its schema examples, because the SDK's server also answers `initialize`), over Streamable
+/// HTTP or stdio.
+struct ModernServer {
+    _child: tokio::process::Child,
+    port: Option<u16>,
+}
+
+impl ModernServer {
+    async fn http() -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+        let dir = peers();
+        let mut child = Command::new(dir.join(".venv/bin/python"))
+            .arg(dir.join("modern_server.py"))
+            .arg("http")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let port = line.strip_prefix("PORT ").unwrap().trim().parse().unwrap();
+        Self {
+            _child: child,
+            port: Some(port),
+        }
+    }
+}
+
+async fn register_modern(s: &Setup, name: &str, http: Option<&ModernServer>) {
+    let dir = peers();
+    let record = match http {
+        Some(m) => server(
+            name,
+            ServerProtocol::Http,
+            Some(format!("http://127.0.0.1:{}/mcp", m.port.unwrap())),
+            None,
+            vec![],
+            "per_client",
+        ),
+        None => server(
+            name,
+            ServerProtocol::Stdio,
+            None,
+            Some(dir.join(".venv/bin/python").to_string_lossy().into_owned()),
+            vec![
+                dir.join("modern_server.py").to_string_lossy().into_owned(),
+                "stdio".into(),
+            ],
+            "per_client",
+        ),
+    };
+    s.app.stores.servers.create(s.org, record).await.unwrap();
+}
+
+/// What the modern server saw, through a raw legacy session: it was never sent `initialize`,
+/// and every request carried the modern `_meta` (and, after `logging/setLevel`, the log level).
+async fn modern_server_saw(s: &Setup, path: &str) -> Value {
+    let mut raw = crate::mcp::Raw {
+        app: &s.app,
+        token: &s.token,
+        path: path.into(),
+        session: None,
+    };
+    let init = raw.init().await;
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "modern-only-server",
+        "{init}"
+    );
+    assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
+    let pong = raw.call(1, "ping", json!({})).await;
+    assert!(pong["result"].is_object(), "{pong}");
+    let set = raw.call(2, "logging/setLevel", json!({"level": "info"})).await;
+    assert!(set["result"].is_object(), "{set}");
+    let listed = raw.call(3, "tools/list", json!({})).await;
+    assert!(
+        listed["result"]["tools"].as_array().unwrap().len() >= 3,
+        "{listed}"
+    );
+    let seen = raw
+        .call(4, "tools/call", json!({"name": "seen", "arguments": {}}))
+        .await;
+    serde_json::from_str(seen["result"]["content"][0]["text"].as_str().unwrap()).unwrap()
+}
+
+fn assert_modern_traffic(seen: &Value) {
+    let methods: Vec<&str> = seen["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert!(methods.contains(&"server/discover"), "{seen}");
+    assert!(!methods.contains(&"initialize"), "{seen}");
+    assert!(
+        !methods.contains(&"ping") && !methods.contains(&"logging/setLevel"),
+        "{seen}"
+    );
+    for keys in seen["meta_keys"].as_array().unwrap() {
+        let keys = keys.to_string();
+        assert!(keys.contains("io.modelcontextprotocol/protocolVersion"), "{seen}");
+        assert!(
+            keys.contains("io.modelcontextprotocol/clientCapabilities"),
+            "{seen}"
+        );
+        assert!(keys.contains("io.modelcontextprotocol/clientInfo"), "{seen}");
+    }
+    // The last request (`seen` itself) came after logging/setLevel: it carries the level.
+    assert_eq!(
+        seen["log_levels"].as_array().unwrap().last().unwrap(),
+        "info",
+        "{seen}"
+    );
+    assert!(seen.get("header_errors").is_none(), "{seen}");
+}
+
+/// A legacy client (the Python SDK driver, 2025-11-25 handshake over Streamable HTTP) reaches a
+/// modern-only server over Streamable HTTP: the gateway answers `initialize` from
+/// `server/discover`, sends `_meta` and the required headers, and turns the server's
+/// `InputRequiredResult` into a real `elicitation/create` request on the client's stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_client_reaches_a_modern_http_server() {
+    let s = setup().await;
+    let upstream = ModernServer::http().await;
+    register_modern(&s, "modern", Some(&upstream)).await;
+    let url = s.app.url("/servers/modern/mcp");
+    let report = crate::mcp::drive(
+        "streamable-http",
+        &url,
+        &s.token,
+        &["initialize", "ping", "echo", "elicitation"],
+    )
+    .await;
+    assert_all_passed(&report);
+    let seen = modern_server_saw(&s, "/servers/modern/mcp").await;
+    assert_modern_traffic(&seen);
+}
+
+/// The same over stdio: the `server/discover` probe on a fresh process finds the modern server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_client_reaches_a_modern_stdio_server() {
+    let s = setup().await;
+    register_modern(&s, "modern-stdio", None).await;
+    let url = s.app.url("/servers/modern-stdio/mcp");
+    let report = crate::mcp::drive(
+        "streamable-http",
+        &url,
+        &s.token,
+        &["initialize", "ping", "echo", "elicitation"],
+    )
+    .await;
+    assert_all_passed(&report);
+    let seen = modern_server_saw(&s, "/servers/modern-stdio/mcp").await;
+    assert_modern_traffic(&seen);
 }

@@ -130,8 +130,10 @@ impl Connector for HttpConnector {
             while let Some(msg) = out_rx.recv().await {
                 let is_init = msg.method() == Some("initialize");
                 let opens_stream = msg.method() == Some("notifications/initialized");
-                if is_init {
-                    // The session id comes back on this answer: nothing else may go first.
+                if is_init || opens_stream {
+                    // The session id comes back on the `initialize` answer, and a server may set
+                    // itself up on `initialized` (server-everything registers tools then):
+                    // nothing else may overtake either.
                     post(Arc::clone(&shared), msg).await;
                 } else {
                     tokio::spawn(post(Arc::clone(&shared), msg));
@@ -192,6 +194,14 @@ async fn post(shared: Arc<Shared>, msg: Message) {
         HeaderValue::from_static("application/json, text/event-stream"),
     );
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Message::Request(r) = &msg {
+        // A 2026-07-28 request (its `_meta` says so) mirrors its version, method and name.
+        for (name, value) in crate::era::request_headers(r) {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        }
+    }
     let result = shared
         .client
         .post(shared.url.clone())

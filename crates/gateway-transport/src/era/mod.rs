@@ -18,6 +18,7 @@
 
 pub mod carrier;
 pub mod mrtr;
+pub mod upstream;
 
 use base64::Engine as _;
 use gateway_types::jsonrpc::{ErrorObject, Request};
@@ -201,6 +202,43 @@ pub fn decode_header_value(raw: &str) -> Option<String> {
     }
     let valid = raw.bytes().all(|b| b == b'\t' || (0x20..=0x7e).contains(&b));
     valid.then(|| raw.to_owned())
+}
+
+/// Encodes a value for a mirrored header: as is when it is plain visible ASCII (spaces inside
+/// allowed), else (non-ASCII, control characters, leading or trailing whitespace, or a value that
+/// looks like the sentinel) in the Base64 sentinel form.
+#[must_use]
+pub fn encode_header_value(value: &str) -> String {
+    let visible = value.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    let padded = value.starts_with(' ') || value.ends_with(' ');
+    let sentinel = value.starts_with("=?base64?") && value.ends_with("?=");
+    let plain = visible && !padded && !sentinel;
+    if plain {
+        value.to_owned()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(value.as_bytes())
+        )
+    }
+}
+
+/// The headers a modern request must carry on Streamable HTTP (`MCP-Protocol-Version`,
+/// `Mcp-Method`, and `Mcp-Name` where required), or nothing for a request without a modern
+/// `_meta` protocol version.
+#[must_use]
+pub fn request_headers(req: &Request) -> Vec<(&'static str, String)> {
+    let Some(version) = RequestMeta::of(req).protocol_version else {
+        return Vec::new();
+    };
+    let mut h = vec![
+        ("mcp-protocol-version", version),
+        ("mcp-method", req.method.clone()),
+    ];
+    if let Some(name) = mirrored_name(req) {
+        h.push(("mcp-name", encode_header_value(name)));
+    }
+    h
 }
 
 /// Validates a modern request's mirrored headers against its body: `MCP-Protocol-Version`
@@ -489,6 +527,27 @@ mod tests {
             decode_header_value("=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=").unwrap(),
             "=?base64?literal?="
         );
+    }
+
+    #[test]
+    fn header_values_round_trip() {
+        for v in [
+            "echo",
+            "Hello, 世界",
+            " padded ",
+            "line1\nline2",
+            "=?base64?literal?=",
+        ] {
+            assert_eq!(decode_header_value(&encode_header_value(v)).unwrap(), v);
+        }
+        assert_eq!(encode_header_value("us-west1"), "us-west1");
+        assert_eq!(
+            encode_header_value("Hello, 世界"),
+            "=?base64?SGVsbG8sIOS4lueVjA==?="
+        );
+        let h = request_headers(&call("echo"));
+        assert_eq!(h.len(), 3);
+        assert!(request_headers(&request(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}))).is_empty());
     }
 
     #[test]
