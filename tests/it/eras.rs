@@ -590,3 +590,18 @@ async fn legacy_client_reaches_a_modern_stdio_server() {
     let seen = modern_server_saw(&s, "/servers/modern-stdio/mcp").await;
     assert_modern_traffic(&seen);
 }
+
+/// A modern client through the gateway to a modern-only server: both bridges in series (the
+/// carrier's legacy session over the translated modern upstream). Every message the gateway
+/// sent validates against the 2026-07-28 schema, and the elicitation makes the MRTR round trip
+/// on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modern_client_reaches_a_modern_server() {
+    let s = setup().await;
+    let upstream = ModernServer::http().await;
+    register_modern(&s, "modern", Some(&upstream)).await;
+    let url = s.app.url("/servers/modern/mcp");
+    let report = drive_modern(&url, &s.token, "auto", &["discover", "echo", "elicitation"]).await;
+    assert_all_passed(&report);
+    assert_eq!(report["protocol_version"], MODERN, "{report:#}");
+}

@@ -1,8 +1,11 @@
 //! Upstreams of either era behind one [`Connector`]: [`EraConnector`] probes a new connection
 //! with `server/discover` (as the specification's dual-era client does: on stdio any answer
 //! that is not a recognized modern one means legacy; on Streamable HTTP a 4xx without a modern
-//! error body means legacy) and, for a modern server, puts a translator between the link and
-//! the [`crate::upstream::UpstreamSession`], which keeps speaking the session-based protocol:
+//! error body means legacy; a dual-era server, whose `supportedVersions` also lists a legacy
+//! revision, is used in its legacy revision, which keeps resource subscriptions and the GET
+//! stream the bridge does not carry yet) and, for a modern-only server, puts a translator
+//! between the link and the [`crate::upstream::UpstreamSession`], which keeps speaking the
+//! session-based protocol:
 //!
 //! - `initialize` is answered from the `DiscoverResult` (the client's legacy revision when the
 //!   gateway speaks it, the server's capabilities, identity and instructions); the client's
@@ -104,12 +107,17 @@ async fn probe(link: &mut Link, spec: &UpstreamSpec) -> Probe {
             Ok(None | Some(LinkEvent::Closed { .. } | LinkEvent::Exited { .. })) => return Probe::Gone,
             Ok(Some(LinkEvent::Message { message, .. })) => match message {
                 Message::Response(r) if r.id == id => {
-                    let modern = r
+                    let versions: Vec<&str> = r
                         .result
                         .get("supportedVersions")
                         .and_then(Value::as_array)
-                        .is_some_and(|v| v.iter().any(|x| x.as_str() == Some(MODERN_VERSION)));
-                    return if modern {
+                        .map(|v| v.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    // A dual-era server is spoken to in its legacy revision: that keeps what the
+                    // bridge lacks so far (resource subscriptions, the GET stream).
+                    let modern_only = versions.contains(&MODERN_VERSION)
+                        && !versions.iter().any(|v| LEGACY_VERSIONS.contains(v));
+                    return if modern_only {
                         Probe::Modern(r.result)
                     } else {
                         Probe::Legacy
