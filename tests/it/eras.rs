@@ -605,3 +605,73 @@ async fn modern_client_reaches_a_modern_server() {
     assert_all_passed(&report);
     assert_eq!(report["protocol_version"], MODERN, "{report:#}");
 }
+
+/// Closing a modern request's SSE response cancels it upstream (raw HTTP: the SDK cannot drop
+/// one response stream on purpose). A long operation with progress streams; the client reads the
+/// first progress event and hangs up; the upstream request is then gone from the process's
+/// in-flight count long before the operation (60 s) could end by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_response_stream_cancels_upstream() {
+    use futures_util::StreamExt as _;
+
+    let s = setup().await;
+    stdio_everything(&s, "everything", "per_client").await;
+    let url = s.app.url("/servers/everything/mcp");
+    let mut m = meta(MODERN);
+    m["progressToken"] = json!("p-1");
+    let res = s
+        .app
+        .client
+        .post(&url)
+        .bearer_auth(&s.token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "trigger-long-running-operation")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "trigger-long-running-operation", "arguments": {"duration": 60, "steps": 60}, "_meta": m}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"),
+        "{:?}",
+        res.headers()
+    );
+    let mut body = res.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("notifications/progress") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("\"progressToken\":\"p-1\""), "{seen}");
+    let in_flight = || {
+        s.app
+            .state
+            .hub
+            .stdio_processes(s.org, None)
+            .iter()
+            .map(|p| p.in_flight)
+            .sum::<usize>()
+    };
+    assert_eq!(in_flight(), 1);
+    drop(body);
+    let gone = tokio::time::timeout(Duration::from_secs(20), async {
+        while in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "the upstream request is still in flight after the client hung up"
+    );
+}
