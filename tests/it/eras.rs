@@ -675,3 +675,58 @@ async fn closing_the_response_stream_cancels_upstream() {
         "the upstream request is still in flight after the client hung up"
     );
 }
+
+/// A modern request on a namespace's aggregate endpoint: the carrier is the federation's
+/// session, so discovery, listing and calling prefixed tools work as for one server (raw HTTP).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modern_requests_reach_a_namespace() {
+    let s = setup().await;
+    let ns = crate::federation::namespace(&s, "mods").await;
+    crate::federation::register(
+        &s,
+        s.org,
+        ns,
+        server(
+            "alpha",
+            ServerProtocol::Stdio,
+            None,
+            Some(node()),
+            vec![everything_js(), "stdio".into()],
+            "per_client",
+        ),
+    )
+    .await;
+    let url = s.app.url("/namespaces/mods/mcp");
+    let (status, v) = raw(
+        &s,
+        &url,
+        &[
+            ("mcp-protocol-version", MODERN),
+            ("mcp-method", "server/discover"),
+        ],
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta(MODERN)}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["result"]["supportedVersions"][0], MODERN, "{v}");
+    let (status, v) = raw(
+        &s,
+        &url,
+        &[("mcp-protocol-version", MODERN), ("mcp-method", "tools/list")],
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": meta(MODERN)}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.to_string().contains("\"alpha__echo\""), "{v}");
+    let (status, v) = raw(
+        &s,
+        &url,
+        &[("mcp-protocol-version", MODERN), ("mcp-method", "tools/call"), ("mcp-name", "alpha__echo")],
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "alpha__echo", "arguments": {"message": "via namespace"}, "_meta": meta(MODERN)}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["result"]["content"][0]["text"], "Echo: via namespace", "{v}");
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
+}
