@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         None => run(config),
         Some(Command::SetupAdmin { email }) => setup_admin(config, &email),
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(
@@ -82,7 +82,9 @@ fn main() -> ExitCode {
             eprintln!("gateway-api: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry::flush();
+    code
 }
 
 fn setup_admin(config: GatewayConfig, email: &str) -> anyhow::Result<()> {

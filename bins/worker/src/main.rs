@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         .build()
         .context("building the tokio runtime")
         .and_then(|runtime| runtime.block_on(run(config)));
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(
@@ -59,7 +59,9 @@ fn main() -> ExitCode {
             eprintln!("gateway-worker: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry::flush();
+    code
 }
 
 async fn run(config: GatewayConfig) -> anyhow::Result<()> {

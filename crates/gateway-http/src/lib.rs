@@ -31,6 +31,7 @@ pub mod changes;
 pub mod client_ip;
 pub mod declarative;
 pub mod error;
+pub mod logwriter;
 mod mcp;
 pub mod metrics;
 mod middleware;

@@ -2,13 +2,16 @@
 //!
 //! The filter comes from `RUST_LOG` when set, else `logging.level`. Format is pretty in
 //! development and one JSON object per line in production, unless `logging.format` says
-//! otherwise. Messages never carry secrets, tokens or bodies.
+//! otherwise. Messages never carry secrets, tokens or bodies. Lines are written by a dedicated
+//! thread ([`crate::logwriter`]), never by the thread that logs; [`flush`] before exiting.
 
 use gateway_types::config::{Environment, LogFormat, LoggingConfig};
 use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::ParseError;
 use tracing_subscriber::fmt;
+
+use crate::logwriter::LogWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Errors of [`init`].
@@ -20,6 +23,9 @@ pub enum TelemetryError {
     /// A global subscriber is already installed.
     #[error("a global tracing subscriber is already installed")]
     AlreadyInstalled(#[from] tracing::subscriber::SetGlobalDefaultError),
+    /// The log writer thread cannot be started.
+    #[error("cannot start the log writer thread")]
+    Writer(#[source] std::io::Error),
 }
 
 /// Parses an `EnvFilter` directive.
@@ -46,11 +52,40 @@ pub fn subscriber(
         LogFormat::Auto => env == Environment::Production,
     };
     let registry = tracing_subscriber::registry().with(filter);
+    let writer = log_writer()?;
     Ok(if json {
-        Box::new(registry.with(fmt::layer().json().flatten_event(true).with_current_span(true)))
+        Box::new(
+            registry.with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_writer(writer),
+            ),
+        )
     } else {
-        Box::new(registry.with(fmt::layer().with_target(true)))
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        Box::new(registry.with(fmt::layer().with_target(true).with_ansi(ansi).with_writer(writer)))
     })
+}
+
+/// The process's log writer thread (started on first use).
+static LOG_WRITER: std::sync::OnceLock<LogWriter> = std::sync::OnceLock::new();
+
+fn log_writer() -> Result<LogWriter, TelemetryError> {
+    if let Some(w) = LOG_WRITER.get() {
+        return Ok(w.clone());
+    }
+    let w = LogWriter::stdout().map_err(TelemetryError::Writer)?;
+    Ok(LOG_WRITER.get_or_init(|| w).clone())
+}
+
+/// Writes out every log line queued so far (waits at most two seconds): call it before the
+/// process exits.
+pub fn flush() {
+    if let Some(w) = LOG_WRITER.get() {
+        w.flush(std::time::Duration::from_secs(2));
+    }
 }
 
 /// Builds and installs the global subscriber (once per process).

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::client::Guard;
 use crate::error::{TransportError, codes, error_message, error_reply};
-use crate::link::{Connector, Connectors, LINK_QUEUE, Link, LinkEvent, UpstreamSpec};
+use crate::link::{Connector, Connectors, LINK_QUEUE, Link, LinkEvent, LinkTx, UpstreamSpec};
 use crate::upstream::{ClientKey, RestartPolicy, ResultFilter, UpstreamSession};
 
 /// The longest exposed tool or prompt name.
@@ -197,9 +197,10 @@ impl Connector for FederationConnector {
         }
         self.runtime.spawn(serve(fed, from_client));
         Ok(Link {
-            tx: to_fed,
+            tx: LinkTx::channel(to_fed),
             rx,
             pid: None,
+            inbox: None,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! request, `MCP-Protocol-Version` once negotiated; a GET stream carries server-initiated
 //! messages; a dropped stream resumes with `Last-Event-ID`; closing the link sends DELETE.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{TransportError, codes, error_reply};
-use crate::link::{Connector, LINK_QUEUE, Link, LinkEvent, UpstreamSpec, emit};
+use crate::link::{Connector, InboxSlot, LINK_QUEUE, Link, LinkEvent, LinkTx, Outbound, UpstreamSpec, emit};
 use crate::sse::{SseEvent, SseParser};
 
 /// Header names of the transport.
@@ -66,13 +67,26 @@ struct Shared {
     session: Mutex<Option<HeaderValue>>,
     version: Mutex<Option<HeaderValue>>,
     events: mpsc::Sender<LinkEvent>,
+    /// The session, once it installed itself: messages go to it from the task that read them.
+    inbox: InboxSlot,
     max_message_bytes: usize,
     name: String,
     /// Flips to true when the link is closing: streams stop resuming.
     closing: watch::Receiver<bool>,
+    /// The shared runtime: every request and stream task runs there.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
+    /// Hands a message to the session (directly once it installed itself); `false` when it
+    /// is gone.
+    async fn deliver(&self, message: Message, related: Option<RequestId>) -> bool {
+        match self.inbox.get() {
+            Some(inbox) => inbox.deliver(message, related).await,
+            None => emit(&self.events, message, related).await,
+        }
+    }
+
     fn headers(&self) -> HeaderMap {
         let mut h = self.base_headers.clone();
         let lock = |m: &Mutex<Option<HeaderValue>>| m.lock().unwrap_or_else(PoisonError::into_inner).clone();
@@ -111,9 +125,9 @@ pub(crate) fn spec_url(spec: &UpstreamSpec) -> Result<reqwest::Url, TransportErr
 impl Connector for HttpConnector {
     async fn connect(&self, spec: &UpstreamSpec) -> Result<Link, TransportError> {
         let url = spec_url(spec)?;
-        let (out_tx, mut out_rx) = mpsc::channel::<Message>(LINK_QUEUE);
         let (in_tx, in_rx) = mpsc::channel::<LinkEvent>(LINK_QUEUE);
         let (closing_tx, closing_rx) = watch::channel(false);
+        let inbox = InboxSlot::default();
         let shared = Arc::new(Shared {
             client: self.client.clone(),
             url,
@@ -121,32 +135,103 @@ impl Connector for HttpConnector {
             session: Mutex::new(None),
             version: Mutex::new(None),
             events: in_tx,
+            inbox: Arc::clone(&inbox),
             max_message_bytes: spec.max_message_bytes,
             name: spec.name.clone(),
             closing: closing_rx,
+            runtime: tokio::runtime::Handle::current(),
         });
-        tokio::spawn(async move {
-            let mut get_stream: Option<tokio::task::JoinHandle<()>> = None;
-            while let Some(msg) = out_rx.recv().await {
-                let is_init = msg.method() == Some("initialize");
-                let opens_stream = msg.method() == Some("notifications/initialized");
-                if is_init || opens_stream {
-                    // The session id comes back on the `initialize` answer, and a server may set
-                    // itself up on `initialized` (server-everything registers tools then):
-                    // nothing else may overtake either.
-                    post(Arc::clone(&shared), msg).await;
-                } else {
-                    tokio::spawn(post(Arc::clone(&shared), msg));
-                }
-                if opens_stream && get_stream.is_none() {
-                    get_stream = Some(tokio::spawn(get_stream_task(Arc::clone(&shared))));
+        let outbound = HttpOutbound {
+            shared,
+            init_gate: Arc::new(tokio::sync::RwLock::new(())),
+            get_stream: Mutex::new(None),
+            closing: closing_tx,
+            closed: AtomicBool::new(false),
+        };
+        Ok(Link {
+            tx: LinkTx::direct(Box::new(outbound)),
+            rx: in_rx,
+            pid: None,
+            inbox: Some(inbox),
+        })
+    }
+}
+
+/// The sending side of a Streamable HTTP link: every message is its own POST, started at
+/// once on the shared runtime (no queue, no pump task in between).
+#[derive(Debug)]
+struct HttpOutbound {
+    shared: Arc<Shared>,
+    /// Held for writing while `initialize` is in flight: the session id comes back on its
+    /// answer, so nothing sent after it may go before.
+    init_gate: Arc<tokio::sync::RwLock<()>>,
+    get_stream: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    closing: watch::Sender<bool>,
+    closed: AtomicBool,
+}
+
+impl Outbound for HttpOutbound {
+    fn send(&self, msg: Message) -> Result<(), Message> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(msg);
+        }
+        let shared = Arc::clone(&self.shared);
+        let gate = Arc::clone(&self.init_gate);
+        let opens_stream = msg.method() == Some("notifications/initialized");
+        match msg.method() {
+            // The session id comes back on the `initialize` answer, and a server may set itself
+            // up on `initialized` (server-everything registers tools then): nothing sent after
+            // either may overtake it.
+            Some("initialize" | "notifications/initialized") => {
+                let held = Arc::clone(&gate).try_write_owned().ok();
+                self.shared.runtime.spawn(async move {
+                    let _held = match held {
+                        Some(g) => g,
+                        None => gate.write_owned().await,
+                    };
+                    post(shared, msg).await;
+                });
+                if opens_stream {
+                    let mut stream = self.get_stream.lock().unwrap_or_else(PoisonError::into_inner);
+                    if stream.is_none() {
+                        let shared = Arc::clone(&self.shared);
+                        let gate = Arc::clone(&self.init_gate);
+                        *stream = Some(self.shared.runtime.spawn(async move {
+                            drop(gate.read().await);
+                            get_stream_task(shared).await;
+                        }));
+                    }
                 }
             }
-            // The link was dropped: stop streams, end the session.
-            let _ = closing_tx.send(true);
-            if let Some(task) = get_stream {
-                task.abort();
+            _ => {
+                let blocked = gate.try_read().is_err();
+                self.shared.runtime.spawn(async move {
+                    if blocked {
+                        drop(gate.read().await);
+                    }
+                    post(shared, msg).await;
+                });
             }
+        }
+        Ok(())
+    }
+
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Stop streams, end the session.
+        let _ = self.closing.send(true);
+        if let Some(task) = self
+            .get_stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+        let shared = Arc::clone(&self.shared);
+        self.shared.runtime.spawn(async move {
             let session = shared
                 .session
                 .lock()
@@ -168,11 +253,6 @@ impl Connector for HttpConnector {
                 })
                 .await;
         });
-        Ok(Link {
-            tx: out_tx,
-            rx: in_rx,
-            pid: None,
-        })
     }
 }
 
@@ -242,7 +322,7 @@ async fn post(shared: Arc<Shared>, msg: Message) {
             let bytes = response.bytes().await.unwrap_or_default();
             match serde_json::from_slice::<Message>(&bytes) {
                 Ok(m @ Message::Error(_)) => {
-                    let _ = emit(&shared.events, m, Some(id)).await;
+                    let _ = shared.deliver(m, Some(id)).await;
                 }
                 _ => fail(&shared, Some(id)).await,
             }
@@ -279,11 +359,11 @@ async fn post(shared: Arc<Shared>, msg: Message) {
             if is_init {
                 note_version(&shared, &m);
             }
-            let _ = emit(&shared.events, m, request_id).await;
+            let _ = shared.deliver(m, request_id).await;
         }
         Ok(Payload::Batch(items)) => {
             for m in items {
-                let _ = emit(&shared.events, m, request_id.clone()).await;
+                let _ = shared.deliver(m, request_id.clone()).await;
             }
         }
         Err(_) => {
@@ -328,7 +408,7 @@ async fn fail(shared: &Shared, request_id: Option<RequestId>) {
             codes::UPSTREAM_UNAVAILABLE,
             "upstream server unavailable",
         );
-        let _ = emit(&shared.events, msg, Some(id)).await;
+        let _ = shared.deliver(msg, Some(id)).await;
     }
 }
 
@@ -365,7 +445,7 @@ async fn read_stream(
                 if is_answer && is_init {
                     note_version(shared, &m);
                 }
-                if !emit(&shared.events, m, request_id.cloned()).await {
+                if !shared.deliver(m, request_id.cloned()).await {
                     return true;
                 }
                 if is_answer {
@@ -436,7 +516,7 @@ async fn get_stream_task(shared: Arc<Shared>) {
                             continue;
                         }
                         if let Ok(m) = serde_json::from_str::<Message>(&ev.data)
-                            && !emit(&shared.events, m, None).await
+                            && !shared.deliver(m, None).await
                         {
                             return;
                         }

@@ -4,7 +4,9 @@
 //! multiplexes clients over one.
 
 use std::fmt;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -88,16 +90,107 @@ pub enum LinkEvent {
     },
 }
 
-/// A live connection to an upstream. Dropping `tx` closes it (the connector then stops the
-/// process, or ends the HTTP session).
+/// A live connection to an upstream. Dropping every clone of `tx` closes it (the connector
+/// then stops the process, or ends the HTTP session).
 #[derive(Debug)]
 pub struct Link {
     /// Messages to the upstream.
-    pub tx: mpsc::Sender<Message>,
+    pub tx: LinkTx,
     /// Messages from the upstream, then one `Closed`.
     pub rx: mpsc::Receiver<LinkEvent>,
     /// The process id, for stdio links.
     pub pid: Option<u32>,
+    /// Set when the connector can hand messages to their consumer directly, on the task that
+    /// read them, instead of through `rx` and a reader task: the session installs itself
+    /// here. `Exited` and `Closed` still come through `rx`.
+    pub inbox: Option<InboxSlot>,
+}
+
+/// Where a link delivers messages directly (see [`Link::inbox`]).
+pub type InboxSlot = Arc<OnceLock<Box<dyn Inbox>>>;
+
+/// The consumer of a link's messages.
+pub trait Inbox: Send + Sync {
+    /// Handles one message; `false` when the consumer is gone.
+    fn deliver(&self, message: Message, related: Option<RequestId>) -> BoxFuture<'_, bool>;
+}
+
+impl fmt::Debug for dyn Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Inbox")
+    }
+}
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The sending half of a link: a queue to the connector's task, or the connector itself
+/// taking each message at once (no queue, no task in between).
+#[derive(Clone, Debug)]
+pub struct LinkTx(TxKind);
+
+#[derive(Clone, Debug)]
+enum TxKind {
+    Channel(mpsc::Sender<Message>),
+    Direct(Arc<DirectTx>),
+}
+
+/// A connector that takes messages itself (see [`LinkTx::direct`]).
+pub trait Outbound: Send + Sync + fmt::Debug {
+    /// Takes one message without waiting; gives it back when the link is closed.
+    ///
+    /// # Errors
+    /// The link is closed.
+    fn send(&self, message: Message) -> Result<(), Message>;
+    /// Every sender is gone: close the link.
+    fn close(&self);
+}
+
+#[derive(Debug)]
+struct DirectTx(Box<dyn Outbound>);
+
+impl Drop for DirectTx {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+impl LinkTx {
+    /// A link fed through a queue.
+    #[must_use]
+    pub fn channel(tx: mpsc::Sender<Message>) -> Self {
+        Self(TxKind::Channel(tx))
+    }
+
+    /// A link that takes messages itself; closed when the last clone is dropped.
+    #[must_use]
+    pub fn direct(outbound: Box<dyn Outbound>) -> Self {
+        Self(TxKind::Direct(Arc::new(DirectTx(outbound))))
+    }
+
+    /// Sends one message (waits while a queue is full).
+    ///
+    /// # Errors
+    /// The link is closed: the message comes back.
+    pub async fn send(&self, message: Message) -> Result<(), Message> {
+        match &self.0 {
+            TxKind::Channel(tx) => tx.send(message).await.map_err(|e| e.0),
+            TxKind::Direct(d) => d.0.send(message),
+        }
+    }
+
+    /// Sends one message without waiting.
+    ///
+    /// # Errors
+    /// The link is closed or its queue full: the message comes back.
+    pub fn try_send(&self, message: Message) -> Result<(), Message> {
+        match &self.0 {
+            TxKind::Channel(tx) => tx.try_send(message).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+            }),
+            TxKind::Direct(d) => d.0.send(message),
+        }
+    }
 }
 
 /// Builds links for one transport.

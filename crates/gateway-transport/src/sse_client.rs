@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{TransportError, codes, error_reply};
 use crate::http::{spec_headers, spec_url};
-use crate::link::{Connector, LINK_QUEUE, Link, LinkEvent, UpstreamSpec, emit};
+use crate::link::{Connector, LINK_QUEUE, Link, LinkEvent, LinkTx, UpstreamSpec, emit};
 use crate::sse::SseParser;
 
 /// How long the server has to send its `endpoint` event.
@@ -154,9 +154,10 @@ impl Connector for SseConnector {
             reader.abort();
         });
         Ok(Link {
-            tx: out_tx,
+            tx: LinkTx::channel(out_tx),
             rx: in_rx,
             pid: None,
+            inbox: None,
         })
     }
 }

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::error::TransportError;
-use crate::link::{Connector, LINK_QUEUE, Link, LinkEvent, UpstreamSpec, emit};
+use crate::link::{Connector, LINK_QUEUE, Link, LinkEvent, LinkTx, UpstreamSpec, emit};
 
 /// Most stderr lines logged per second per process.
 pub const STDERR_LINES_PER_SECOND: u32 = 50;
@@ -213,9 +213,10 @@ impl Connector for StdioConnector {
         tokio::spawn(log_stderr(stderr, spec.name.clone(), pid));
         tokio::spawn(run(child, slot, stdout, in_tx, closed_rx, spec.clone()));
         Ok(Link {
-            tx: out_tx,
+            tx: LinkTx::channel(out_tx),
             rx: in_rx,
             pid: Some(pid),
+            inbox: None,
         })
     }
 }

@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{TransportError, codes, error_message, error_reply};
-use crate::link::{Connector, Link, LinkEvent, UpstreamSpec};
+use crate::link::{BoxFuture, Connector, Inbox, Link, LinkEvent, LinkTx, UpstreamSpec};
 
 /// Where the answers to one request go.
 pub type Reply = mpsc::Sender<Message>;
@@ -163,7 +163,7 @@ enum Init {
 }
 
 struct State {
-    link: Option<mpsc::Sender<Message>>,
+    link: Option<LinkTx>,
     generation: u64,
     pending: HashMap<i64, Pending>,
     progress: HashMap<String, i64>,
@@ -703,7 +703,7 @@ impl UpstreamSession {
     }
 
     /// The current link, connecting (or waiting for a restart) when there is none.
-    async fn ensure_link(&self) -> Result<mpsc::Sender<Message>, TransportError> {
+    async fn ensure_link(&self) -> Result<LinkTx, TransportError> {
         loop {
             if let Some(link) = self.lock().link.clone() {
                 return Ok(link);
@@ -759,7 +759,11 @@ impl UpstreamSession {
                 return Err(err);
             }
         };
-        let Link { tx, rx, pid } = link;
+        let Link { tx, rx, pid, inbox } = link;
+        if let Some(slot) = inbox {
+            // Messages are handled on the task that read them: no hop through the reader.
+            let _ = slot.set(Box::new(SessionInbox(Arc::downgrade(&self.inner))));
+        }
         let generation = {
             let mut st = self.lock();
             st.generation += 1;
@@ -798,11 +802,7 @@ impl UpstreamSession {
         Ok(())
     }
 
-    async fn replay_initialize(
-        &self,
-        tx: &mpsc::Sender<Message>,
-        params: Value,
-    ) -> Result<(), TransportError> {
+    async fn replay_initialize(&self, tx: &LinkTx, params: Value) -> Result<(), TransportError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (done_tx, done_rx) = oneshot::channel();
         self.lock().pending.insert(
@@ -1127,6 +1127,22 @@ impl UpstreamSession {
                 }
             }
         }
+    }
+}
+
+/// Delivers a direct link's messages to the session (weakly: the link must not keep the
+/// session alive).
+struct SessionInbox(std::sync::Weak<Inner>);
+
+impl Inbox for SessionInbox {
+    fn deliver(&self, message: Message, related: Option<RequestId>) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let Some(inner) = self.0.upgrade() else {
+                return false;
+            };
+            UpstreamSession { inner }.on_message(message, related).await;
+            true
+        })
     }
 }
 

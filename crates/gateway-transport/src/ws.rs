@@ -44,7 +44,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::error::TransportError;
 use crate::http::spec_headers;
-use crate::link::{Connector, LINK_QUEUE, Link, LinkEvent, UpstreamSpec, emit};
+use crate::link::{Connector, LINK_QUEUE, Link, LinkEvent, LinkTx, UpstreamSpec, emit};
 
 /// The subprotocol offered and required.
 pub const SUBPROTOCOL: &str = "mcp";
@@ -199,9 +199,10 @@ impl Connector for WsConnector {
         };
         tokio::spawn(run(socket, out_rx, in_tx, keepalive, spec.name.clone()));
         Ok(Link {
-            tx: out_tx,
+            tx: LinkTx::channel(out_tx),
             rx: in_rx,
             pid: None,
+            inbox: None,
         })
     }
 }

@@ -223,40 +223,161 @@ impl Serialize for Message {
 
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut obj = Map::<String, Value>::deserialize(d)?;
-        let kind = if obj.contains_key("method") {
-            if obj.contains_key("id") {
+        d.deserialize_map(MessageVisitor)
+    }
+}
+
+/// Decodes a message in one pass over the input: each member straight into its place, the
+/// unknown ones into `extra`. A semantic error is reported only after the whole object was
+/// read, so a syntax error anywhere in it still wins (it is a parse error, not an invalid
+/// request).
+struct MessageVisitor;
+
+impl<'de> de::Visitor<'de> for MessageVisitor {
+    type Value = Message;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC message object")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let slot = match key.as_ref() {
+                "jsonrpc" => &mut fields.jsonrpc,
+                "id" => &mut fields.id,
+                "method" => &mut fields.method,
+                "params" => &mut fields.params,
+                "result" => &mut fields.result,
+                "error" => &mut fields.error,
+                _ => {
+                    let value = map.next_value::<Value>()?;
+                    fields.extra.insert(key.into_owned(), value);
+                    continue;
+                }
+            };
+            let value = map.next_value::<Value>()?;
+            if slot.replace(value).is_some() && fields.problem.is_none() {
+                fields.problem = Some(format!("duplicate field `{key}`"));
+            }
+        }
+        fields.build().map_err(de::Error::custom)
+    }
+}
+
+/// The members of a message object as read, before its kind is known.
+#[derive(Default)]
+struct Fields {
+    jsonrpc: Option<Value>,
+    id: Option<Value>,
+    method: Option<Value>,
+    params: Option<Value>,
+    result: Option<Value>,
+    error: Option<Value>,
+    extra: Map<String, Value>,
+    problem: Option<String>,
+}
+
+impl Fields {
+    fn build(mut self) -> Result<Message, String> {
+        if let Some(problem) = self.problem.take() {
+            return Err(problem);
+        }
+        let kind = if self.method.is_some() {
+            if self.id.is_some() {
                 Kind::Request
             } else {
                 Kind::Notification
             }
-        } else if obj.contains_key("error") {
+        } else if self.error.is_some() {
             Kind::Error
-        } else if obj.contains_key("result") {
+        } else if self.result.is_some() {
             Kind::Response
         } else {
-            return Err(de::Error::custom(
-                "not a JSON-RPC message: no method, result or error",
-            ));
+            return Err("not a JSON-RPC message: no method, result or error".into());
         };
-        if kind == Kind::Request && obj.get("id").is_some_and(Value::is_null) {
-            return Err(de::Error::custom(
-                "a request id must be a string or an integer, not null",
-            ));
-        }
-        if kind == Kind::Error && obj.get("id").is_none() {
-            obj.insert("id".into(), Value::Null);
-        }
-        let value = Value::Object(obj);
-        let msg = match kind {
-            Kind::Request => Self::Request(Request::deserialize(value).map_err(de::Error::custom)?),
-            Kind::Notification => {
-                Self::Notification(Notification::deserialize(value).map_err(de::Error::custom)?)
+        match self.jsonrpc.take() {
+            None => return Err("missing field `jsonrpc`".into()),
+            Some(Value::String(v)) if v == "2.0" => {}
+            Some(other) => {
+                return Err(format!("unsupported jsonrpc version {other}, expected \"2.0\""));
             }
-            Kind::Response => Self::Response(Response::deserialize(value).map_err(de::Error::custom)?),
-            Kind::Error => Self::Error(ErrorResponse::deserialize(value).map_err(de::Error::custom)?),
+        }
+        // Members that do not belong to this kind pass through as unknown ones.
+        let mut keep = |name: &str, value: Option<Value>| {
+            if let Some(v) = value {
+                self.extra.insert(name.to_owned(), v);
+            }
+        };
+        let msg = match kind {
+            Kind::Request => {
+                keep("result", self.result);
+                keep("error", self.error);
+                Message::Request(Request {
+                    jsonrpc: Version,
+                    id: request_id(self.id)?,
+                    method: method(self.method)?,
+                    params: self.params,
+                    extra: self.extra,
+                })
+            }
+            Kind::Notification => {
+                keep("result", self.result);
+                keep("error", self.error);
+                Message::Notification(Notification {
+                    jsonrpc: Version,
+                    method: method(self.method)?,
+                    params: self.params,
+                    extra: self.extra,
+                })
+            }
+            Kind::Response => {
+                keep("params", self.params);
+                Message::Response(Response {
+                    jsonrpc: Version,
+                    id: request_id(self.id)?,
+                    result: self.result.unwrap_or(Value::Null),
+                    extra: self.extra,
+                })
+            }
+            Kind::Error => {
+                keep("params", self.params);
+                keep("result", self.result);
+                let id = match self.id {
+                    None | Some(Value::Null) => None,
+                    some => Some(request_id(some)?),
+                };
+                let error = ErrorObject::deserialize(self.error.unwrap_or(Value::Null))
+                    .map_err(|e| format!("invalid `error`: {e}"))?;
+                Message::Error(ErrorResponse {
+                    jsonrpc: Version,
+                    id,
+                    error,
+                    extra: self.extra,
+                })
+            }
         };
         Ok(msg)
+    }
+}
+
+fn request_id(value: Option<Value>) -> Result<RequestId, String> {
+    match value {
+        None => Err("missing field `id`".into()),
+        Some(Value::String(s)) => Ok(RequestId::String(s)),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(RequestId::Number)
+            .ok_or_else(|| "a request id must be a string or an integer".into()),
+        Some(Value::Null) => Err("a request id must be a string or an integer, not null".into()),
+        Some(_) => Err("a request id must be a string or an integer".into()),
+    }
+}
+
+fn method(value: Option<Value>) -> Result<String, String> {
+    match value {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err("`method` must be a string".into()),
     }
 }
 
@@ -288,26 +409,48 @@ impl Serialize for Payload {
 
 impl<'de> Deserialize<'de> for Payload {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Batch(Vec<Message>),
-            Single(Message),
-        }
-        // Untagged error messages are vague; decode through Value for precise ones.
-        let value = Value::deserialize(d)?;
-        match value {
-            Value::Array(items) if items.is_empty() => Err(de::Error::custom("empty batch")),
-            Value::Array(_) | Value::Object(_) => {
-                match Either::deserialize(value).map_err(de::Error::custom)? {
-                    Either::Batch(b) => Ok(Self::Batch(b)),
-                    Either::Single(m) => Ok(Self::Single(m)),
+        d.deserialize_any(PayloadVisitor)
+    }
+}
+
+/// A message object or a batch array, in one pass.
+struct PayloadVisitor;
+
+impl<'de> de::Visitor<'de> for PayloadVisitor {
+    type Value = Payload;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC payload: an object or an array")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Payload, A::Error> {
+        MessageVisitor.visit_map(map).map(Payload::Single)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Payload, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        let mut first_error = None;
+        loop {
+            if first_error.is_some() {
+                // Read on to the end: a syntax error further in is still a parse error.
+                if seq.next_element::<de::IgnoredAny>()?.is_none() {
+                    break;
                 }
+                continue;
             }
-            _ => Err(de::Error::custom(
-                "a JSON-RPC payload must be an object or an array",
-            )),
+            match seq.next_element::<Message>() {
+                Ok(Some(m)) => items.push(m),
+                Ok(None) => break,
+                Err(e) => first_error = Some(e),
+            }
         }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        if items.is_empty() {
+            return Err(de::Error::custom("empty batch"));
+        }
+        Ok(Payload::Batch(items))
     }
 }
 
@@ -392,6 +535,37 @@ mod tests {
         ] {
             assert!(parse(bad.clone()).is_err(), "accepted {bad}");
         }
+    }
+
+    #[test]
+    fn a_syntax_error_wins_over_an_invalid_member() {
+        for text in [
+            r#"{"jsonrpc":"1.0","id":1,"method":"a","params":{"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"a","params":[1,}"#,
+            r#"[{"jsonrpc":"2.0","id":1.5,"method":"a"},{"jsonrpc":"2.0","method":}]"#,
+        ] {
+            let err = serde_json::from_str::<Payload>(text).unwrap_err();
+            assert!(err.is_syntax() || err.is_eof(), "{text}: {err}");
+        }
+        let err = serde_json::from_str::<Payload>(
+            r#"[{"jsonrpc":"2.0","id":1.5,"method":"a"},{"jsonrpc":"2.0","method":"b"}]"#,
+        )
+        .unwrap_err();
+        assert!(err.is_data(), "{err}");
+    }
+
+    #[test]
+    fn members_of_another_kind_and_duplicates() {
+        let value = json!({"jsonrpc":"2.0","id":1,"method":"a","result":{"r":1}});
+        let Payload::Single(Message::Request(req)) = parse(value.clone()).unwrap() else {
+            unreachable!("a request")
+        };
+        assert_eq!(req.extra["result"], json!({"r":1}));
+        assert_eq!(serde_json::to_value(Message::Request(req)).unwrap(), value);
+        assert!(serde_json::from_str::<Message>(r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"a"}"#).is_err());
+        let e =
+            serde_json::from_str::<Message>(r#"{"jsonrpc":"2.0","error":{"code":1,"message":"m"}}"#).unwrap();
+        assert!(matches!(e, Message::Error(ErrorResponse { id: None, .. })));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 
 use super::{MODERN_VERSION, codes as era_codes, meta};
 use crate::error::{TransportError, codes};
-use crate::link::{Connector, LINK_QUEUE, Link, LinkEvent, UpstreamSpec};
+use crate::link::{Connector, LINK_QUEUE, Link, LinkEvent, LinkTx, UpstreamSpec};
 
 /// Longest wait for the `server/discover` probe's answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -195,7 +195,8 @@ struct Bridge {
 fn bridge(link: Link, discover: Value) -> Link {
     let (out_tx, out_rx) = mpsc::channel::<Message>(LINK_QUEUE);
     let (in_tx, in_rx) = mpsc::channel::<LinkEvent>(LINK_QUEUE);
-    let Link { tx, rx, pid } = link;
+    // The inner link's inbox stays empty: its messages come through `rx` to the translator.
+    let Link { tx, rx, pid, .. } = link;
     let state = Bridge {
         discover,
         capabilities: Value::Object(Map::new()),
@@ -207,16 +208,17 @@ fn bridge(link: Link, discover: Value) -> Link {
     };
     tokio::spawn(run(state, out_rx, tx, rx, in_tx));
     Link {
-        tx: out_tx,
+        tx: LinkTx::channel(out_tx),
         rx: in_rx,
         pid,
+        inbox: None,
     }
 }
 
 async fn run(
     mut b: Bridge,
     mut from_session: mpsc::Receiver<Message>,
-    to_server: mpsc::Sender<Message>,
+    to_server: LinkTx,
     mut from_server: mpsc::Receiver<LinkEvent>,
     to_session: mpsc::Sender<LinkEvent>,
 ) {
@@ -292,12 +294,7 @@ impl Bridge {
         req
     }
 
-    async fn outgoing(
-        &mut self,
-        m: Message,
-        to_server: &mpsc::Sender<Message>,
-        to_session: &mpsc::Sender<LinkEvent>,
-    ) {
+    async fn outgoing(&mut self, m: Message, to_server: &LinkTx, to_session: &mpsc::Sender<LinkEvent>) {
         match m {
             Message::Request(req) => match req.method.as_str() {
                 "initialize" => {
@@ -355,7 +352,7 @@ impl Bridge {
     }
 
     /// The client answered one of our input requests.
-    async fn answer(&mut self, answer: Message, to_server: &mpsc::Sender<Message>) {
+    async fn answer(&mut self, answer: Message, to_server: &LinkTx) {
         let Some(id) = answer.id().cloned() else { return };
         let Some(round_key) = self.input_of.remove(&id) else {
             return;
@@ -381,7 +378,7 @@ impl Bridge {
         self.retry(round, to_server).await;
     }
 
-    async fn retry(&mut self, round: Round, to_server: &mpsc::Sender<Message>) {
+    async fn retry(&mut self, round: Round, to_server: &LinkTx) {
         let Round {
             sent, state, answers, ..
         } = round;
@@ -401,7 +398,7 @@ impl Bridge {
         &mut self,
         message: Message,
         related: Option<RequestId>,
-        to_server: &mpsc::Sender<Message>,
+        to_server: &LinkTx,
         to_session: &mpsc::Sender<LinkEvent>,
     ) {
         match message {
