@@ -17,7 +17,7 @@ use crate::mcp::{
 /// A server name long enough that its items' federated names must be shortened.
 const LONG: &str = "a-server-with-a-name-long-enough-to-need-shortening";
 
-async fn namespace(s: &Setup, slug: &str) -> NamespaceId {
+pub(crate) async fn namespace(s: &Setup, slug: &str) -> NamespaceId {
     s.app
         .stores
         .namespaces
@@ -35,7 +35,7 @@ async fn namespace(s: &Setup, slug: &str) -> NamespaceId {
         .id
 }
 
-async fn register(s: &Setup, org: OrgId, ns: NamespaceId, mut new: NewMcpServer) {
+pub(crate) async fn register(s: &Setup, org: OrgId, ns: NamespaceId, mut new: NewMcpServer) {
     new.namespace_id = Some(ns);
     s.app.stores.servers.create(org, new).await.unwrap();
 }

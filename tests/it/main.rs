@@ -12,6 +12,7 @@ mod catalog;
 mod changes;
 mod cors;
 mod declarative;
+mod eras;
 mod errors;
 mod federation;
 mod health;

@@ -78,6 +78,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Organization limits for the MCP endpoints, cached briefly.
     pub(crate) org_limits: Arc<crate::mcp::OrgLimits>,
+    /// MCP 2026-07-28 requests: pooled upstream sessions and calls waiting for client input.
+    pub(crate) modern: Arc<crate::mcp::ModernState>,
     /// The audit trail's recorder; its writer task runs on [`Self::runtime`].
     pub auditor: Auditor,
     /// Seals and opens secrets at rest (server environments, upstream credentials).
@@ -140,6 +142,7 @@ impl AppState {
             policies,
             hub,
             org_limits: Arc::default(),
+            modern: Arc::default(),
             auditor,
             sealer,
             servers,

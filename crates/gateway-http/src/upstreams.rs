@@ -17,6 +17,8 @@ use gateway_types::error::BoxError;
 use gateway_types::model::McpServer;
 use gateway_types::store::Stores;
 
+use gateway_transport::era::upstream::EraConnector;
+
 use crate::servers_cache::ResolvedServer;
 use crate::state::StateError;
 
@@ -28,8 +30,11 @@ use crate::state::StateError;
 pub fn connectors(processes: &Arc<ProcessTable>) -> Result<(Connectors, reqwest::Client), StateError> {
     let client = gateway_transport::http::default_client().map_err(StateError::Transport)?;
     let connectors = Connectors {
-        stdio: Arc::new(StdioConnector::new(Arc::clone(processes))),
-        http: Arc::new(HttpConnector::new(client.clone())),
+        // stdio and Streamable HTTP upstreams may speak either era: probe, bridge a modern one.
+        stdio: Arc::new(EraConnector::new(Arc::new(StdioConnector::new(Arc::clone(
+            processes,
+        ))))),
+        http: Arc::new(EraConnector::new(Arc::new(HttpConnector::new(client.clone())))),
         sse: Arc::new(SseConnector::new(client.clone())),
         ws: Arc::new(WsConnector::new()),
     };

@@ -177,24 +177,18 @@ impl Outbound for HttpOutbound {
         }
         let shared = Arc::clone(&self.shared);
         let gate = Arc::clone(&self.init_gate);
+        let opens_stream = msg.method() == Some("notifications/initialized");
         match msg.method() {
-            Some("initialize") => {
+            // The session id comes back on the `initialize` answer, and a server may set itself
+            // up on `initialized` (server-everything registers tools then): nothing sent after
+            // either may overtake it.
+            Some("initialize" | "notifications/initialized") => {
                 let held = Arc::clone(&gate).try_write_owned().ok();
                 self.shared.runtime.spawn(async move {
                     let _held = match held {
                         Some(g) => g,
                         None => gate.write_owned().await,
                     };
-                    post(shared, msg).await;
-                });
-            }
-            method => {
-                let opens_stream = method == Some("notifications/initialized");
-                let blocked = gate.try_read().is_err();
-                self.shared.runtime.spawn(async move {
-                    if blocked {
-                        drop(gate.read().await);
-                    }
                     post(shared, msg).await;
                 });
                 if opens_stream {
@@ -208,6 +202,15 @@ impl Outbound for HttpOutbound {
                         }));
                     }
                 }
+            }
+            _ => {
+                let blocked = gate.try_read().is_err();
+                self.shared.runtime.spawn(async move {
+                    if blocked {
+                        drop(gate.read().await);
+                    }
+                    post(shared, msg).await;
+                });
             }
         }
         Ok(())
@@ -271,6 +274,14 @@ async fn post(shared: Arc<Shared>, msg: Message) {
         HeaderValue::from_static("application/json, text/event-stream"),
     );
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Message::Request(r) = &msg {
+        // A 2026-07-28 request (its `_meta` says so) mirrors its version, method and name.
+        for (name, value) in crate::era::request_headers(r) {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        }
+    }
     let result = shared
         .client
         .post(shared.url.clone())

@@ -50,6 +50,7 @@
 //! ```
 
 pub mod client;
+pub mod era;
 pub mod error;
 pub mod events;
 pub mod federation;

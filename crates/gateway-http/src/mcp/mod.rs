@@ -8,6 +8,7 @@ mod admin;
 mod federation;
 mod guard;
 mod legacy_sse;
+mod modern;
 mod rpc;
 mod status;
 mod streamable;
@@ -36,6 +37,7 @@ use crate::servers_cache::ResolvedServer;
 use crate::state::AppState;
 
 pub(crate) use guard::{PolicyGuard, SessionGuard};
+pub(crate) use modern::ModernState;
 
 /// Protocol revisions of the session-based era the endpoints speak.
 pub(crate) const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];

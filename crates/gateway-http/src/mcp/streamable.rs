@@ -9,6 +9,8 @@
 //! - GET opens the session's stream of server-initiated messages; `Last-Event-ID` resumes the
 //!   GET stream or a POST's stream from the session's bounded event log.
 //! - `MCP-Protocol-Version`, when sent, must be a supported revision (else 400).
+//! - A 2026-07-28 (stateless) request is answered by [`super::modern`]; GET and DELETE with a
+//!   modern `MCP-Protocol-Version` are 405.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +52,12 @@ pub(super) async fn post(
     let payload = match parse_body(&body) {
         Ok(p) => p,
         Err(resp) => return Ok(*resp),
+    };
+    let payload = match payload {
+        Payload::Single(Message::Request(r)) if super::modern::is_modern(&req, &r) => {
+            return super::modern::post(&req, &state, principal, r).await;
+        }
+        other => other,
     };
     let (messages, batch) = match payload {
         Payload::Single(m) => (vec![m], false),
@@ -195,6 +203,9 @@ pub(super) async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let principal = mcp_principal(&auth)?;
     check_origin(&req, &state)?;
+    if super::modern::is_modern_header(&req) {
+        return Ok(super::modern::method_not_allowed());
+    }
     let session = match session_for(&req, &state, principal, &target_of(&req)) {
         Ok(s) => s,
         Err(resp) => return Ok(*resp),
@@ -233,6 +244,9 @@ pub(super) async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let principal = mcp_principal(&auth)?;
     check_origin(&req, &state)?;
+    if super::modern::is_modern_header(&req) {
+        return Ok(super::modern::method_not_allowed());
+    }
     let session = match session_for(&req, &state, principal, &target_of(&req)) {
         Ok(s) => s,
         Err(resp) => return Ok(*resp),
