@@ -36,6 +36,7 @@ pub mod metrics;
 mod middleware;
 pub mod ratelimit;
 pub mod request_id;
+pub(crate) mod request_log;
 mod routes;
 mod server;
 pub(crate) mod servers_cache;

@@ -73,6 +73,7 @@ fn describe() {
         "HTTP request latency, by method and route pattern"
     );
     gateway_logging::audit::describe_metrics();
+    crate::request_log::describe_metrics();
     gateway_ratelimit::metrics::describe();
 }
 

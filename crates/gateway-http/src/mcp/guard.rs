@@ -14,24 +14,90 @@ use gateway_auth::principal::Principal;
 use gateway_logging::audit::{Auditor, RequestContext};
 use gateway_transport::client::{Admission, Guard};
 use gateway_transport::error::codes;
+use gateway_transport::exchange::{Exchange, ExchangeObserver};
 use gateway_transport::upstream::ResultFilter;
 use gateway_types::ids::{OrgId, ServerId};
 use gateway_types::jsonrpc::{ErrorObject, Request};
 use serde_json::Value;
 
 use crate::ratelimit::McpLimiter;
+use crate::request_log::McpLog;
 use crate::servers_cache::ServerCache;
 
-/// Policy, then rate limits, for one client session.
+/// Policy, then rate limits, for one client session; and its request log.
 #[derive(Debug)]
 pub(crate) struct SessionGuard {
     policy: PolicyGuard,
     limits: McpLimiter,
+    log: Option<McpLog>,
 }
 
 impl SessionGuard {
     pub(crate) fn new(policy: PolicyGuard, limits: McpLimiter) -> Self {
-        Self { policy, limits }
+        Self {
+            policy,
+            limits,
+            log: None,
+        }
+    }
+
+    /// Logs (and counts) every exchange of the session.
+    pub(crate) fn with_log(mut self, log: McpLog) -> Self {
+        self.log = Some(log);
+        self
+    }
+}
+
+impl ExchangeObserver for SessionGuard {
+    fn observes(&self) -> bool {
+        self.log.is_some()
+    }
+
+    fn wants_bodies(&self) -> bool {
+        self.log.as_ref().is_some_and(McpLog::wants_bodies)
+    }
+
+    fn request_tag(&self) -> Option<Box<str>> {
+        McpLog::request_tag()
+    }
+
+    fn completed(&self, exchange: Exchange<'_>) {
+        if let Some(log) = &self.log {
+            log.completed(exchange);
+        }
+    }
+}
+
+/// The guard of a namespace federation's client session: members have their own policy and
+/// limits (their [`SessionGuard`]s), so this one only logs what the client asked.
+#[derive(Debug)]
+pub(crate) struct LogGuard(pub(crate) McpLog);
+
+impl ResultFilter for LogGuard {
+    fn filter(&self, _method: &str, _result: &mut Value) {}
+}
+
+impl ExchangeObserver for LogGuard {
+    fn observes(&self) -> bool {
+        true
+    }
+
+    fn wants_bodies(&self) -> bool {
+        self.0.wants_bodies()
+    }
+
+    fn request_tag(&self) -> Option<Box<str>> {
+        McpLog::request_tag()
+    }
+
+    fn completed(&self, exchange: Exchange<'_>) {
+        self.0.completed(exchange);
+    }
+}
+
+impl Guard for LogGuard {
+    fn check(&self, _request: &Request) -> Result<(), ErrorObject> {
+        Ok(())
     }
 }
 
@@ -143,6 +209,8 @@ pub(crate) fn server_down(name: &str) -> ErrorObject {
         ),
     )
 }
+
+impl ExchangeObserver for PolicyGuard {}
 
 impl Guard for PolicyGuard {
     fn check(&self, request: &Request) -> Result<(), ErrorObject> {
