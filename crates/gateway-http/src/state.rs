@@ -186,8 +186,11 @@ fn build_request_log(
     )))
 }
 
-/// The sink `logging.request_log.bodies.sink` names.
-fn build_sink(cfg: &gateway_types::config::LogBodiesConfig) -> Result<Arc<dyn LogSink>, StateError> {
+/// The sink `logging.request_log.bodies.sink` names (the worker uses it for retention).
+///
+/// # Errors
+/// The object-store sink is configured but unusable, or not in this build.
+pub fn build_sink(cfg: &gateway_types::config::LogBodiesConfig) -> Result<Arc<dyn LogSink>, StateError> {
     Ok(match cfg.sink {
         LogSinkKind::File => Arc::new(FileSink::new(&cfg.file)),
         LogSinkKind::Stdout => Arc::new(StdoutSink::new()),

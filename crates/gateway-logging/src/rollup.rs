@@ -222,6 +222,108 @@ pub async fn apply_retention(
     Ok(RetentionReport { records, bodies })
 }
 
+/// The worker's request-log job: every `interval`, under the job lock
+/// [`MAINTENANCE_LOCK`] (so several workers run each round once), rolls up the hours and days
+/// touched since two hours ago for every organization and applies each organization's
+/// retention to its index rows and bodies.
+pub struct Maintenance {
+    /// The request log.
+    pub logs: std::sync::Arc<dyn LogStore>,
+    /// Organizations (their retention).
+    pub organizations: std::sync::Arc<dyn gateway_types::store::OrganizationStore>,
+    /// Job locks.
+    pub locks: std::sync::Arc<dyn gateway_types::store::JobLocks>,
+    /// The body sink, for retention of bodies.
+    pub sink: Option<std::sync::Arc<dyn LogSink>>,
+    /// Time between rounds.
+    pub interval: std::time::Duration,
+}
+
+impl std::fmt::Debug for Maintenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Maintenance")
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The job lock of [`Maintenance`].
+pub const MAINTENANCE_LOCK: &str = "request-log-maintenance";
+
+/// What one round of [`Maintenance`] did; `None` when another worker held the lock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    /// Organizations processed.
+    pub organizations: usize,
+    /// Aggregate rows upserted.
+    pub aggregates: usize,
+    /// What retention deleted.
+    pub retention: RetentionReport,
+}
+
+impl Maintenance {
+    /// One round at `now`; `Ok(None)` when another worker holds the lock.
+    ///
+    /// # Errors
+    /// The store failed (the round stops there; the next one starts over).
+    pub async fn run_once(&self, now: DateTime<Utc>) -> Result<Option<RoundReport>, LoggingError> {
+        let Some(lock) = self.locks.try_lock(MAINTENANCE_LOCK).await? else {
+            return Ok(None);
+        };
+        let result = self.round(now).await;
+        lock.release().await;
+        result.map(Some)
+    }
+
+    async fn round(&self, now: DateTime<Utc>) -> Result<RoundReport, LoggingError> {
+        let mut report = RoundReport::default();
+        for org in self.organizations.list().await? {
+            report.organizations += 1;
+            report.aggregates +=
+                roll_up_range(self.logs.as_ref(), org.id, now - Duration::hours(2), now).await?;
+            let r = apply_retention(
+                self.logs.as_ref(),
+                self.sink.as_deref(),
+                org.id,
+                org.log_retention_days,
+                now,
+            )
+            .await?;
+            report.retention.records += r.records;
+            report.retention.bodies += r.bodies;
+        }
+        Ok(report)
+    }
+
+    /// Runs rounds until `stop` resolves (the first one at once). Failures are logged and
+    /// retried at the next round.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            match self.run_once(Utc::now()).await {
+                Ok(Some(r)) => tracing::info!(
+                    organizations = r.organizations,
+                    aggregates = r.aggregates,
+                    retention.records = r.retention.records,
+                    retention.bodies = r.retention.bodies,
+                    "request-log rollup and retention done"
+                ),
+                Ok(None) => tracing::debug!("request-log maintenance runs on another worker"),
+                Err(e) => tracing::warn!(
+                    error = %gateway_types::error::error_chain(&e),
+                    "request-log rollup or retention failed; the next round retries"
+                ),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use gateway_types::ids::LogId;

@@ -747,6 +747,8 @@ pub struct RequestLogConfig {
     pub flush_interval_ms: u64,
     /// Full request and response bodies (redacted), in a log sink.
     pub bodies: LogBodiesConfig,
+    /// How often the worker rolls the log up into `log_aggregates` and applies retention.
+    pub maintenance_interval_seconds: u64,
 }
 
 impl Default for RequestLogConfig {
@@ -757,6 +759,7 @@ impl Default for RequestLogConfig {
             batch_size: 500,
             flush_interval_ms: 1_000,
             bodies: LogBodiesConfig::default(),
+            maintenance_interval_seconds: 300,
         }
     }
 }
@@ -1293,6 +1296,11 @@ impl GatewayConfig {
             (10..=60_000).contains(&rl.flush_interval_ms),
             "logging.request_log.flush_interval_ms",
             "must be between 10 and 60000",
+        );
+        check(
+            (1..=86_400).contains(&rl.maintenance_interval_seconds),
+            "logging.request_log.maintenance_interval_seconds",
+            "must be between 1 and 86400",
         );
         check(
             (1..=1_000_000).contains(&rl.bodies.queue_capacity),

@@ -45,7 +45,8 @@ both_backends!(
     every_sink_gets_redacted_bodies,
     a_failing_sink_is_retried_then_reported,
     rollups_are_idempotent,
-    retention_deletes_exactly_the_expired_records
+    retention_deletes_exactly_the_expired_records,
+    the_maintenance_job_runs_once_under_its_lock
 );
 
 const SECRETS: [&str; 6] = [
@@ -483,4 +484,65 @@ async fn retention_deletes_exactly_the_expired_records(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(untouched.len(), 6, "another organization's records stay");
+}
+
+async fn the_maintenance_job_runs_once_under_its_lock(db: &TestDb) {
+    use gateway_logging::rollup::{MAINTENANCE_LOCK, Maintenance};
+
+    let org = org(db).await;
+    let retention = db
+        .stores()
+        .organizations
+        .get(org)
+        .await
+        .unwrap()
+        .unwrap()
+        .log_retention_days;
+    let now = Utc::now();
+    let old = record(
+        org,
+        now - TimeDelta::days(i64::from(retention) + 1),
+        "old",
+        "ok",
+        1,
+    );
+    let fresh = record(org, now - TimeDelta::minutes(5), "fresh", "ok", 1);
+    db.stores()
+        .logs
+        .insert_batch(&[old.clone(), fresh.clone()])
+        .await
+        .unwrap();
+    let job = Maintenance {
+        logs: db.stores().logs.clone(),
+        organizations: db.stores().organizations.clone(),
+        locks: db.stores().locks.clone(),
+        sink: None,
+        interval: Duration::from_secs(60),
+    };
+    // Another worker holds the lock: this one does nothing.
+    let held = db
+        .stores()
+        .locks
+        .try_lock(MAINTENANCE_LOCK)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.run_once(now).await.unwrap(), None);
+    held.release().await;
+    let report = job.run_once(now).await.unwrap().unwrap();
+    assert_eq!(report.retention.records, 1);
+    assert!(db.stores().logs.get(org, old.id).await.unwrap().is_none());
+    assert!(db.stores().logs.get(org, fresh.id).await.unwrap().is_some());
+    let hour = gateway_logging::rollup::bucket_start(Granularity::Hour, fresh.created_at);
+    let rows = db
+        .stores()
+        .logs
+        .aggregates(org, Granularity::Hour, hour, hour + TimeDelta::hours(1))
+        .await
+        .unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.dimension == "total" && r.request_count == 1),
+        "{rows:?}"
+    );
 }
