@@ -442,3 +442,176 @@ async fn a_sink_outage_fails_no_request() {
         "{metrics}"
     );
 }
+
+/// A minimal Streamable HTTP MCP server on a raw socket that records each request's
+/// `traceparent` header and body: enough to see what the gateway forwards.
+async fn recording_upstream() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Value)>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // One request per connection is enough: read the head, then the body.
+                let (head_end, length) = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (i + 4, length);
+                    }
+                };
+                while buf.len() < head_end + length {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let traceparent = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("traceparent").then(|| v.trim().to_owned())
+                });
+                let body: Value =
+                    serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null);
+                let _ = tx.send((traceparent, body.clone()));
+                let answer = match (body.get("id"), body["method"].as_str()) {
+                    (Some(id), Some("initialize")) => json!({"jsonrpc": "2.0", "id": id, "result": {
+                        "protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                        "serverInfo": {"name": "recorder", "version": "1"}}}),
+                    (Some(id), _) => json!({"jsonrpc": "2.0", "id": id, "result": {
+                        "content": [{"type": "text", "text": "recorded"}]}}),
+                    (None, _) => Value::Null,
+                };
+                let response = if answer.is_null() {
+                    "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
+                } else {
+                    let text = answer.to_string();
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                        text.len()
+                    )
+                };
+                let _ = sock.write_all(response.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn the_trace_context_reaches_the_upstream_in_meta_and_header() {
+    let db = TestDb::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_on(&db, &dir.path().display().to_string()).await;
+    let acme = app.create_org("acme").await;
+    let dev = app.user_token(acme, "dev@acme.test", Role::Admin).await;
+    let (url, mut seen) = recording_upstream().await;
+    app.stores
+        .servers
+        .create(
+            acme,
+            NewMcpServer {
+                namespace_id: None,
+                name: "recorder".into(),
+                description: None,
+                protocol: ServerProtocol::Http,
+                url: Some(url),
+                command: None,
+                args: vec![],
+                environment: None,
+                credentials: None,
+                working_dir: None,
+                timeout_seconds: 10,
+                max_retries: 0,
+                status: ServerStatus::Active,
+                health_check_url: None,
+                tags: vec![],
+                metadata: json!({}),
+                source: RecordSource::Api,
+            },
+        )
+        .await
+        .unwrap();
+    let client_trace = "0af7651916cd43dd8448eb211c80319c";
+    let answer = rpc(
+        &app,
+        "recorder",
+        &dev,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "anything", "arguments": {},
+            "_meta": {"traceparent": format!("00-{client_trace}-00f067aa0ba902b7-01"), "tracestate": "vendor=1"}}}),
+    )
+    .await;
+    assert_eq!(answer["result"]["content"][0]["text"], "recorded", "{answer}");
+    let call = loop {
+        let (header, body) = seen.recv().await.unwrap();
+        if body["method"] == "tools/call" {
+            break (header, body);
+        }
+    };
+    let (header, body) = call;
+    let meta = &body["params"]["_meta"];
+    let forwarded = meta["traceparent"].as_str().unwrap();
+    assert!(forwarded.starts_with(&format!("00-{client_trace}-")), "{body}");
+    assert_ne!(
+        forwarded,
+        format!("00-{client_trace}-00f067aa0ba902b7-01"),
+        "the gateway's own span"
+    );
+    assert_eq!(meta["tracestate"], "vendor=1", "passed through");
+    assert_eq!(
+        header.as_deref(),
+        Some(forwarded),
+        "the HTTP header carries the same context"
+    );
+
+    // Without a client trace, a new one; the request log has the trace id.
+    rpc(
+        &app,
+        "recorder",
+        &dev,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
+    let (header, body) = loop {
+        let (header, body) = seen.recv().await.unwrap();
+        if body["method"] == "tools/list" {
+            break (header, body);
+        }
+    };
+    let fresh = body["params"]["_meta"]["traceparent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(header.as_deref(), Some(fresh.as_str()));
+    assert!(!fresh.contains(client_trace));
+    flush(&app).await;
+    let (_, page) = logs(&app, &dev, "").await;
+    let rows = items(&page);
+    let call = rows.iter().find(|r| r["method"] == "tools/call").unwrap();
+    assert_eq!(call["trace_id"], client_trace);
+    let list = rows.iter().find(|r| r["method"] == "tools/list").unwrap();
+    assert_eq!(list["trace_id"].as_str(), Some(&fresh[3..35]));
+}

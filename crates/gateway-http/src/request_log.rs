@@ -178,7 +178,7 @@ impl McpLog {
             response_bytes: i64::try_from(ex.response_bytes).unwrap_or(i64::MAX),
             client_ip: self.client_ip.map(|ip| ip.to_string()),
             request_id: ex.tag.map(str::to_owned),
-            trace_id: None,
+            trace_id: Some(ex.trace_id.to_owned()),
             body_ref: None,
             created_at: Utc::now(),
         };

@@ -349,7 +349,7 @@ impl ClientSession {
         }
     }
 
-    async fn request(&self, req: Request, reply: &Reply) {
+    async fn request(&self, mut req: Request, reply: &Reply) {
         match req.method.as_str() {
             "ping" => {
                 let _ = reply.send(ok(req.id, Value::Object(Map::new()))).await;
@@ -384,7 +384,7 @@ impl ClientSession {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            Completion::start(observer, self.id, self.transport, version, &req)
+            Completion::start(observer, self.id, self.transport, version, &mut req)
         });
         if let Err(error) = self.guard.check(&req) {
             let answer = error_message(Some(req.id), error);

@@ -90,6 +90,8 @@ pub struct Exchange<'a> {
     pub response: Option<&'a Message>,
     /// What [`ExchangeObserver::request_tag`] answered when the exchange started.
     pub tag: Option<&'a str>,
+    /// The W3C trace id the exchange was forwarded with (32 hex digits).
+    pub trace_id: &'a str,
 }
 
 /// Receives completed exchanges. Called on whatever task delivers the answer: must not block
@@ -114,6 +116,103 @@ pub trait ExchangeObserver: Send + Sync {
     /// One exchange completed.
     fn completed(&self, exchange: Exchange<'_>) {
         let _ = exchange;
+    }
+}
+
+/// W3C trace context of an exchange: the client's trace (from `_meta.traceparent`) continued,
+/// or a new one, with a fresh span id for the gateway's hop. [`TraceContext::inject`] writes it
+/// into the forwarded request's `_meta` (`traceparent`, as the 2026-07-28 specification
+/// reserves it; `tracestate` and `baggage` pass through untouched), and the HTTP upstream
+/// transport copies it into the `traceparent` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 16 bytes, lower-case hex.
+    pub trace_id: [u8; 32],
+    /// 8 bytes, lower-case hex.
+    pub span_id: [u8; 16],
+    /// The sampled flag of the incoming context (sampled when new).
+    pub sampled: bool,
+}
+
+fn hex_into<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'0'; N];
+    for (i, b) in bytes.iter().take(N / 2).enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    out
+}
+
+fn valid_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && s.bytes().any(|b| b != b'0')
+}
+
+impl TraceContext {
+    /// Continues the trace of `traceparent` (version `00`), or starts a new one.
+    #[must_use]
+    pub fn continue_or_start(traceparent: Option<&str>) -> Self {
+        let random = uuid::Uuid::new_v4();
+        let span_id = hex_into::<16>(&random.as_bytes()[..8]);
+        if let Some(tp) = traceparent {
+            let parts: Vec<&str> = tp.split('-').collect();
+            if let [version, trace, parent, flags] = parts[..]
+                && version == "00"
+                && valid_hex(trace, 32)
+                && valid_hex(parent, 16)
+                && flags.len() == 2
+            {
+                let mut trace_id = [0; 32];
+                trace_id.copy_from_slice(trace.as_bytes());
+                return Self {
+                    trace_id,
+                    span_id,
+                    sampled: u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1),
+                };
+            }
+        }
+        Self {
+            trace_id: hex_into::<32>(uuid::Uuid::new_v4().as_bytes()),
+            span_id,
+            sampled: true,
+        }
+    }
+
+    /// The trace id as text.
+    #[must_use]
+    pub fn trace_id(&self) -> &str {
+        std::str::from_utf8(&self.trace_id).unwrap_or_default()
+    }
+
+    /// `00-{trace}-{span}-{flags}`.
+    #[must_use]
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{}-{}-{}",
+            self.trace_id(),
+            std::str::from_utf8(&self.span_id).unwrap_or_default(),
+            if self.sampled { "01" } else { "00" }
+        )
+    }
+
+    /// Sets `params._meta.traceparent` of `request` to this context (creating `params` and
+    /// `_meta` when missing).
+    pub fn inject(&self, request: &mut gateway_types::jsonrpc::Request) {
+        let params = request
+            .params
+            .get_or_insert_with(|| Value::Object(serde_json::Map::new()));
+        let Some(params) = params.as_object_mut() else {
+            return;
+        };
+        let meta = params
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("traceparent".into(), Value::String(self.traceparent()));
+        }
     }
 }
 
@@ -150,6 +249,7 @@ pub struct Completion {
     request_bytes: u64,
     params: Option<Value>,
     tag: Option<Box<str>>,
+    trace: TraceContext,
     done: bool,
 }
 
@@ -162,15 +262,26 @@ impl std::fmt::Debug for Completion {
 }
 
 impl Completion {
-    /// Starts timing `request` (already parsed; `request_bytes` its size on the wire).
+    /// Starts timing `request`, and sets its trace context (see [`TraceContext`]) so the
+    /// upstream continues the client's trace.
     #[must_use]
     pub fn start(
         observer: Arc<dyn ExchangeObserver>,
         session: SessionId,
         transport: ClientTransport,
         protocol_version: Option<Arc<str>>,
-        request: &gateway_types::jsonrpc::Request,
+        request: &mut gateway_types::jsonrpc::Request,
     ) -> Self {
+        let incoming = request
+            .params
+            .as_ref()
+            .and_then(|p| p.get("_meta"))
+            .and_then(|m| m.get("traceparent"))
+            .and_then(Value::as_str);
+        let trace = TraceContext::continue_or_start(incoming);
+        let request_bytes = json_size(&*request);
+        trace.inject(request);
+        let request = &*request;
         let params = request.params.as_ref();
         let name = params
             .and_then(|p| p.get("name").or_else(|| p.get("uri")))
@@ -180,7 +291,8 @@ impl Completion {
         let tag = observer.request_tag();
         Self {
             tag,
-            request_bytes: json_size(request),
+            trace,
+            request_bytes,
             params: if keep { params.cloned() } else { None },
             observer,
             session,
@@ -224,6 +336,7 @@ impl Completion {
             params: self.params.take(),
             response,
             tag: self.tag.as_deref(),
+            trace_id: self.trace.trace_id(),
         });
     }
 }
@@ -231,5 +344,47 @@ impl Completion {
 impl Drop for Completion {
     fn drop(&mut self) {
         self.report(Outcome::Cancelled, None, 0, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_trace_is_continued_and_a_missing_one_started() {
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
+        let t = TraceContext::continue_or_start(Some(tp));
+        assert_eq!(t.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+        let out = t.traceparent();
+        assert!(
+            out.starts_with("00-0af7651916cd43dd8448eb211c80319c-") && out.ends_with("-01"),
+            "{out}"
+        );
+        assert_ne!(
+            &out[36..52],
+            "00f067aa0ba902b7",
+            "a new span id for the gateway's hop"
+        );
+        for bad in [
+            "garbage",
+            "01-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-00f067aa0ba902b7-01",
+        ] {
+            let t = TraceContext::continue_or_start(Some(bad));
+            assert_ne!(t.trace_id(), "0af7651916cd43dd8448eb211c80319c", "{bad}");
+            assert_eq!(t.trace_id().len(), 32);
+        }
+        let mut req: gateway_types::jsonrpc::Request =
+            serde_json::from_value(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+                .unwrap_or_else(|_| unreachable!());
+        t.inject(&mut req);
+        assert_eq!(
+            req.params
+                .as_ref()
+                .and_then(|p| p["_meta"]["traceparent"].as_str()),
+            Some(t.traceparent().as_str())
+        );
     }
 }
