@@ -23,4 +23,5 @@ mod metrics;
 mod namespaces;
 mod policies;
 mod rate_limits;
+mod request_log;
 mod servers;

@@ -471,6 +471,35 @@ async fn broadcasts_reach_the_open_sessions_of_the_org_and_nobody_else() {
     let got = ws_next(&mut ws).await;
     assert_eq!(got["method"], "notifications/just-you", "{got:#}");
 
+    // Each is in the acme audit trail (method and reach, never params); the refused ones
+    // of the other organization left nothing there.
+    s.app.flush_audit().await;
+    let trail = s
+        .app
+        .stores
+        .audit
+        .list(s.acme.id, gateway_types::store::AuditFilter::default(), 100)
+        .await
+        .unwrap();
+    let broadcasts: Vec<_> = trail.iter().filter(|r| r.action == "admin.broadcast").collect();
+    assert_eq!(broadcasts.len(), 2, "{trail:#?}");
+    assert!(broadcasts.iter().any(|r| {
+        r.target_id.as_deref() == Some(acme_server.as_str())
+            && r.after_state
+                .as_ref()
+                .is_some_and(|a| a["transport"] == "websocket" && a["delivered"] == 1)
+    }));
+    let sent = trail.iter().find(|r| r.action == "admin.ws_send").unwrap();
+    assert_eq!(sent.target_id.as_deref(), Some(ws_session.as_str()));
+    assert_eq!(
+        sent.after_state.as_ref().unwrap()["method"],
+        "notifications/just-you"
+    );
+    assert!(
+        !format!("{trail:?}").contains("from the admin"),
+        "params are never audited"
+    );
+
     // Anything but a notification is refused: it could pass for the answer to a request.
     for message in [
         json!({"jsonrpc": "2.0", "id": 1, "method": "notifications/message"}),

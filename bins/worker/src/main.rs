@@ -2,7 +2,8 @@
 //!
 //! Wiring only: it loads the configuration, installs logging, connects the store, starts the
 //! jobs (each a library entry point, wired in its own module: [`health`] for the servers'
-//! health checks and the roll-up into `server_stats`) and runs until SIGINT/SIGTERM. It never
+//! health checks and the roll-up into `server_stats`, [`request_log`] for the request log's
+//! rollups into `log_aggregates` and its retention) and runs until SIGINT/SIGTERM. It never
 //! runs migrations: `gateway-api` (or `gateway-migrate`) owns them.
 //!
 //! ```text
@@ -10,6 +11,7 @@
 //! ```
 
 mod health;
+mod request_log;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +72,7 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
         .await
         .context("connecting to the database")?;
     let health = health::start(&config, &stores).context("starting the health checks")?;
+    let request_log = request_log::start(&config, &stores).context("starting the request-log job")?;
     tracing::info!(
         store.backend = stores.status.backend(),
         health_checks = config.health_checks.enabled,
@@ -77,6 +80,7 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     );
     stop.await;
     health.stop().await;
+    request_log.stop().await;
     tracing::info!("gateway-worker stopped");
     Ok(())
 }

@@ -129,7 +129,7 @@ impl Probe {
         let session = self.session.clone();
         let tx = self.tx.clone();
         // `request` waits for the link (connecting, starting a process): bounded too.
-        let sent = tokio::time::timeout(wait, session.request(CLIENT, request, tx, None)).await;
+        let sent = tokio::time::timeout(wait, session.request(CLIENT, request, tx, None, None)).await;
         if sent.is_err() {
             return Err(Failure::NoAnswer);
         }

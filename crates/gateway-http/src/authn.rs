@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use actix_web::HttpMessage as _;
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, web};
@@ -137,6 +138,8 @@ impl FromRequest for Authenticated {
             match state.auth.authenticate(cred).await {
                 Ok(principal) => {
                     crate::ratelimit::after_authentication(&req, &state, &principal).await?;
+                    // For the request log (the edge middleware reads it when the request ends).
+                    req.extensions_mut().insert(principal.clone());
                     Ok(Self(principal))
                 }
                 Err(err) => Err(auth_error(&req, &state, err, true)),

@@ -38,6 +38,7 @@ pub mod metrics;
 mod middleware;
 pub mod ratelimit;
 pub mod request_id;
+pub(crate) mod request_log;
 mod routes;
 mod server;
 pub(crate) mod servers_cache;

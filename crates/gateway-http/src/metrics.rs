@@ -20,6 +20,15 @@ pub const HTTP_REQUESTS_TOTAL: &str = "gateway_http_requests_total";
 /// Request latency in seconds, by `method` and `route`.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "gateway_http_request_duration_seconds";
 
+/// Open MCP client sessions of this process, by `transport`.
+pub const MCP_SESSIONS_ACTIVE: &str = "gateway_mcp_sessions_active";
+/// Running stdio server processes of this process.
+pub const STDIO_PROCESSES: &str = "gateway_stdio_processes";
+/// Shared upstream sessions of this process.
+pub const UPSTREAM_SESSIONS: &str = "gateway_upstream_sessions";
+/// Registered servers whose health checks fail (calls to them are refused).
+pub const UPSTREAMS_DOWN: &str = "gateway_upstreams_down";
+
 /// The `route` label of requests that matched no route (404s, early rejections, preflights).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
@@ -72,7 +81,15 @@ fn describe() {
         metrics::Unit::Seconds,
         "HTTP request latency, by method and route pattern"
     );
+    metrics::describe_gauge!(
+        MCP_SESSIONS_ACTIVE,
+        "Open MCP client sessions of this process, by transport"
+    );
+    metrics::describe_gauge!(STDIO_PROCESSES, "Running stdio server processes of this process");
+    metrics::describe_gauge!(UPSTREAM_SESSIONS, "Shared upstream MCP sessions of this process");
+    metrics::describe_gauge!(UPSTREAMS_DOWN, "Registered servers whose health checks fail");
     gateway_logging::audit::describe_metrics();
+    crate::request_log::describe_metrics();
     gateway_ratelimit::metrics::describe();
 }
 
@@ -100,6 +117,26 @@ pub fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     }
+}
+
+/// Sets the gauges that are read from live state at scrape time (sessions, processes,
+/// upstream health).
+pub(crate) fn record_gauges(state: &crate::state::AppState) {
+    let stats = state.hub.stats();
+    let rpc = stats
+        .sessions
+        .saturating_sub(stats.streamable_http + stats.sse + stats.websocket);
+    for (transport, n) in [
+        ("streamable_http", stats.streamable_http),
+        ("sse", stats.sse),
+        ("websocket", stats.websocket),
+        ("rpc", rpc),
+    ] {
+        metrics::gauge!(MCP_SESSIONS_ACTIVE, "transport" => transport).set(n as f64);
+    }
+    metrics::gauge!(STDIO_PROCESSES).set(stats.processes as f64);
+    metrics::gauge!(UPSTREAM_SESSIONS).set(stats.shared_upstreams as f64);
+    metrics::gauge!(UPSTREAMS_DOWN).set(state.servers.down_count() as f64);
 }
 
 /// Records one answered request. No-op when no recorder is installed.

@@ -258,6 +258,7 @@ where
                         let route = res.request().match_pattern();
                         let error = res.response().error();
                         finish(res.status(), route.as_deref(), error, &method, &id, started);
+                        log_rest(&res, route.as_deref(), &method, &id, started);
                         Ok(res)
                     }
                     Err((mut response, err)) => {
@@ -270,6 +271,54 @@ where
             .instrument(span),
         )
     }
+}
+
+/// One request-log record for an authenticated REST request (MCP endpoints log their
+/// exchanges in the message pipeline instead; unauthenticated requests have no organization).
+fn log_rest(
+    res: &ServiceResponse<BoxBody>,
+    route: Option<&str>,
+    method: &Method,
+    id: &RequestId,
+    started: Instant,
+) {
+    let Some(route) = route else { return };
+    if crate::mcp::is_mcp_route(route) {
+        return;
+    }
+    let req = res.request();
+    let Some(state) = req.app_data::<actix_web::web::Data<crate::state::AppState>>() else {
+        return;
+    };
+    let Some(logger) = &state.request_log else { return };
+    let extensions = req.extensions();
+    let Some(principal) = extensions.get::<gateway_auth::principal::Principal>() else {
+        return;
+    };
+    let request_bytes = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let response_bytes = match res.response().body().size() {
+        actix_web::body::BodySize::Sized(n) => n,
+        _ => 0,
+    };
+    crate::request_log::log_rest(
+        logger,
+        &crate::request_log::RestRequest {
+            principal,
+            method: metrics::method_label(method),
+            route,
+            status: res.status().as_u16(),
+            latency: started.elapsed(),
+            request_bytes,
+            response_bytes,
+            client_ip: crate::client_ip::client_ip(req),
+            request_id: id.as_str(),
+        },
+    );
 }
 
 /// CORS, security and request-id headers.

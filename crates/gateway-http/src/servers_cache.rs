@@ -222,6 +222,11 @@ impl ServerCache {
             .contains(&server)
     }
 
+    /// How many servers are down now (for the `gateway_upstreams_down` gauge).
+    pub(crate) fn down_count(&self) -> usize {
+        self.down.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
     /// Records a server's current status (from a record just read).
     pub(crate) fn note_status(&self, server: ServerId, status: ServerStatus) {
         let down = matches!(status, ServerStatus::Down | ServerStatus::Error);

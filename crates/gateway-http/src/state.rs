@@ -14,12 +14,16 @@ use gateway_auth::policy::{Effect, PolicyRegistry, PolicyRule};
 use gateway_auth::sealing::Sealer;
 use gateway_auth::service::{AuthService, AuthStores};
 use gateway_logging::audit::{Auditor, AuditorOptions};
+use gateway_logging::redact::Redactor;
+use gateway_logging::request_log::{RequestLogger, RequestLoggerOptions};
+use gateway_logging::sink::{FileSink, LogSink, StdoutSink};
 use gateway_ratelimit::RateLimits;
 use gateway_ratelimit::client_ip::TrustedProxies;
 use gateway_ratelimit::clock::SystemClock;
 use gateway_ratelimit::limiter::{Limiter, RedisSettings};
 use gateway_ratelimit::redis::RedisBackend;
 use gateway_types::config::GatewayConfig;
+use gateway_types::config::LogSinkKind;
 use gateway_types::store::{Stores, TokenDenyList};
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -53,6 +57,9 @@ pub enum StateError {
     /// The rate-limit rules or the trusted proxies are invalid (the loader checks them first).
     #[error("invalid rate limiting configuration: {0}")]
     RateLimit(String),
+    /// The request log's body sink cannot be set up.
+    #[error("cannot set up the request log's body sink")]
+    LogSink(#[source] gateway_logging::sink::SinkError),
 }
 
 /// The application state, shared by all actix workers. Cheap to clone.
@@ -82,6 +89,9 @@ pub struct AppState {
     pub(crate) modern: Arc<crate::mcp::ModernState>,
     /// The audit trail's recorder; its writer task runs on [`Self::runtime`].
     pub auditor: Auditor,
+    /// The request log (`None` when `logging.request_log.enabled` is false); its writer task
+    /// runs on [`Self::runtime`].
+    pub request_log: Option<RequestLogger>,
     /// Seals and opens secrets at rest (server environments, upstream credentials).
     pub sealer: Arc<Sealer>,
     /// Server lookups by id or name with secrets opened, for the MCP endpoints; the
@@ -115,6 +125,7 @@ impl AppState {
         let policies = Arc::new(build_policies(&config)?);
         let hub = build_hub(&config, &stores, runtime.clone())?;
         let auditor = Auditor::spawn(stores.audit.clone(), &runtime, AuditorOptions::default());
+        let request_log = build_request_log(&config, &stores, &runtime)?;
         let sealer = Arc::new(Sealer::from_config(&config.secrets).map_err(StateError::Secrets)?);
         let limits = Arc::new(build_limits(&config, &runtime)?);
         let trusted_proxies = Arc::new(
@@ -144,6 +155,7 @@ impl AppState {
             org_limits: Arc::default(),
             modern: Arc::default(),
             auditor,
+            request_log,
             sealer,
             servers,
             changes: crate::changes::ChangeFeed::new(),
@@ -155,6 +167,53 @@ impl AppState {
             runtime,
         })
     }
+}
+
+/// The request logger with the configured body sink (bodies are collected only when some
+/// organization or server may keep them: `bodies.enabled`, listed organizations, or any
+/// server's `metadata.log_bodies`, which is why the sink always exists when logging is on).
+fn build_request_log(
+    config: &GatewayConfig,
+    stores: &Stores,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Option<RequestLogger>, StateError> {
+    let cfg = &config.logging.request_log;
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let sink = build_sink(&cfg.bodies)?;
+    let redactor = Arc::new(Redactor::new(&config.logging.redact_paths));
+    Ok(Some(RequestLogger::spawn(
+        stores.logs.clone(),
+        Some(sink),
+        redactor,
+        runtime,
+        RequestLoggerOptions::from_config(cfg),
+    )))
+}
+
+/// The sink `logging.request_log.bodies.sink` names (the worker uses it for retention).
+///
+/// # Errors
+/// The object-store sink is configured but unusable, or not in this build.
+pub fn build_sink(cfg: &gateway_types::config::LogBodiesConfig) -> Result<Arc<dyn LogSink>, StateError> {
+    Ok(match cfg.sink {
+        LogSinkKind::File => Arc::new(FileSink::new(&cfg.file)),
+        LogSinkKind::Stdout => Arc::new(StdoutSink::new()),
+        #[cfg(feature = "object-store")]
+        LogSinkKind::ObjectStore => Arc::new(
+            gateway_logging::sink::ObjectStoreSink::from_config(&cfg.object_store)
+                .map_err(StateError::LogSink)?,
+        ),
+        #[cfg(not(feature = "object-store"))]
+        LogSinkKind::ObjectStore => {
+            return Err(StateError::LogSink(
+                gateway_logging::sink::SinkError::Unsupported(
+                    "this build has no object_store support (feature object-store)",
+                ),
+            ));
+        }
+    })
 }
 
 /// The rate limiter: on Redis when `redis.url` is set (falling back to memory as

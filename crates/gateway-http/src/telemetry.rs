@@ -97,3 +97,10 @@ pub fn init(cfg: &LoggingConfig, env: Environment) -> Result<(), TelemetryError>
     tracing::subscriber::set_global_default(sub)?;
     Ok(())
 }
+
+/// The W3C trace id (32 hex digits) of the current span when OpenTelemetry traces are
+/// exported, for request-log records; `None` otherwise.
+#[must_use]
+pub fn current_trace_id() -> Option<String> {
+    None
+}

@@ -1,14 +1,20 @@
 //! # gateway-logging
 //!
-//! Observability records of the MCP Gateway (issue 9). Built so far: the hash-chained,
-//! tamper-evident [`audit`] trail — the events, the canonical SHA-256 hash, the [`audit::Auditor`]
-//! that records events off the request path, and chain verification. Still to come: the
-//! buffered request log, redaction, log sinks (rotating files, object storage, stdout JSON),
-//! rollups and retention.
+//! Observability records of the MCP Gateway (issue 9):
+//! - the hash-chained, tamper-evident [`audit`] trail — the events, the canonical SHA-256
+//!   hash, the [`audit::Auditor`] that records events off the request path, and chain
+//!   verification;
+//! - the [`request_log`]: one record per REST request and MCP exchange, queued without
+//!   blocking and written in batches by [`request_log::RequestLogger`];
+//! - [`redact`]ion of headers, secret-looking keys and configured JSON paths before any body
+//!   is written;
+//! - log [`sink`]s for full bodies (rotating files, object storage behind the `object-store`
+//!   feature, stdout JSON);
+//! - [`rollup`]: hourly and daily aggregates and retention, run by the worker.
 //!
-//! Depends only on `gateway-types` (storage through `gateway_types::store::AuditStore`, later
-//! `LogStore`) and small crates (sha2, hex, tokio, tracing, metrics); it knows no HTTP
-//! framework and no database driver.
+//! Depends only on `gateway-types` (storage through `gateway_types::store::AuditStore` and
+//! `LogStore`) and small crates (sha2, hex, tokio, tracing, metrics; `object_store` when the
+//! feature is on); it knows no HTTP framework and no database driver.
 //!
 //! ```no_run
 //! # async fn example(store: std::sync::Arc<dyn gateway_types::store::AuditStore>, org: gateway_types::ids::OrgId)
@@ -41,5 +47,9 @@
 
 pub mod audit;
 mod error;
+pub mod redact;
+pub mod request_log;
+pub mod rollup;
+pub mod sink;
 
 pub use error::LoggingError;

@@ -19,14 +19,16 @@ use tokio::sync::mpsc;
 
 use crate::error::error_message;
 use crate::events::EventLog;
+use crate::exchange::{Completion, ExchangeObserver};
 use crate::upstream::{ClientKey, Reply, ResultFilter, UpstreamSession};
 
 /// An admission that needs to wait (a rate limit decided on Redis); `Err` is the error the
 /// client gets.
 pub type Admission = Pin<Box<dyn Future<Output = Result<(), ErrorObject>> + Send + 'static>>;
 
-/// The pipeline's hooks, implemented by the HTTP layer with the policy engine and limiters.
-pub trait Guard: ResultFilter {
+/// The pipeline's hooks, implemented by the HTTP layer with the policy engine and limiters
+/// (and, as an [`ExchangeObserver`], the request log and metrics of completed exchanges).
+pub trait Guard: ResultFilter + ExchangeObserver {
     /// Decides whether a request may go upstream; `Err` is the error the client gets.
     ///
     /// # Errors
@@ -49,6 +51,8 @@ pub struct AllowAll;
 impl ResultFilter for AllowAll {
     fn filter(&self, _method: &str, _result: &mut Value) {}
 }
+
+impl ExchangeObserver for AllowAll {}
 
 impl Guard for AllowAll {
     fn check(&self, _request: &Request) -> Result<(), ErrorObject> {
@@ -117,7 +121,7 @@ pub struct ClientSession {
     open_streams: std::sync::atomic::AtomicUsize,
     closed: AtomicBool,
     closed_signal: tokio::sync::watch::Sender<bool>,
-    protocol_version: Mutex<Option<String>>,
+    protocol_version: Mutex<Option<Arc<str>>>,
     client_info: Mutex<Option<Value>>,
 }
 
@@ -243,7 +247,8 @@ impl ClientSession {
         self.protocol_version
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .as_deref()
+            .map(str::to_owned)
     }
 
     /// `clientInfo` from `initialize`.
@@ -344,7 +349,7 @@ impl ClientSession {
         }
     }
 
-    async fn request(&self, req: Request, reply: &Reply) {
+    async fn request(&self, mut req: Request, reply: &Reply) {
         match req.method.as_str() {
             "ping" => {
                 let _ = reply.send(ok(req.id, Value::Object(Map::new()))).await;
@@ -356,7 +361,7 @@ impl ClientSession {
                         params.get("clientInfo").cloned();
                 }
                 let (tx, mut rx) = mpsc::channel(4);
-                self.upstream.request(self.key, req, tx, None).await;
+                self.upstream.request(self.key, req, tx, None, None).await;
                 if let Some(answer) = rx.recv().await {
                     if let Message::Response(r) = &answer
                         && let Some(v) = r.result.get("protocolVersion").and_then(Value::as_str)
@@ -364,7 +369,7 @@ impl ClientSession {
                         *self
                             .protocol_version
                             .lock()
-                            .unwrap_or_else(PoisonError::into_inner) = Some(v.to_owned());
+                            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::from(v));
                     }
                     let _ = reply.send(answer).await;
                 }
@@ -372,19 +377,36 @@ impl ClientSession {
             }
             _ => {}
         }
+        let completion = self.guard.observes().then(|| {
+            let observer = Arc::clone(&self.guard) as Arc<dyn ExchangeObserver>;
+            let version = self
+                .protocol_version
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            Completion::start(observer, self.id, self.transport, version, &mut req)
+        });
         if let Err(error) = self.guard.check(&req) {
-            let _ = reply.send(error_message(Some(req.id), error)).await;
+            let answer = error_message(Some(req.id), error);
+            if let Some(c) = completion {
+                c.finish(&answer);
+            }
+            let _ = reply.send(answer).await;
             return;
         }
         if let Some(admission) = self.guard.admit(&req)
             && let Err(error) = admission.await
         {
-            let _ = reply.send(error_message(Some(req.id), error)).await;
+            let answer = error_message(Some(req.id), error);
+            if let Some(c) = completion {
+                c.finish(&answer);
+            }
+            let _ = reply.send(answer).await;
             return;
         }
         let filter: Arc<dyn ResultFilter> = Arc::clone(&self.guard) as Arc<dyn ResultFilter>;
         self.upstream
-            .request(self.key, req, reply.clone(), Some(filter))
+            .request(self.key, req, reply.clone(), Some(filter), completion)
             .await;
     }
 

@@ -459,7 +459,7 @@ impl Federation {
     ) -> Result<Value, ErrorObject> {
         let m = &self.members[i];
         let (tx, mut rx) = mpsc::channel::<Message>(16);
-        m.upstream.request(m.key, req, tx, filter).await;
+        m.upstream.request(m.key, req, tx, filter, None).await;
         while let Some(message) = rx.recv().await {
             match message {
                 Message::Response(r) => return Ok(r.result),
@@ -701,7 +701,7 @@ impl Federation {
         let id = req.id.clone();
         lock(&self.in_flight).insert(id.clone(), member);
         let (tx, mut rx) = mpsc::channel::<Message>(16);
-        m.upstream.request(m.key, req, tx, None).await;
+        m.upstream.request(m.key, req, tx, None, None).await;
         while let Some(message) = rx.recv().await {
             match message {
                 Message::Response(mut r) => {

@@ -281,6 +281,19 @@ async fn post(shared: Arc<Shared>, msg: Message) {
                 headers.insert(HeaderName::from_static(name), v);
             }
         }
+        // W3C trace context: the request's `_meta` carries it (set by the pipeline); HTTP
+        // upstreams get it as headers too.
+        if let Some(meta) = r.params.as_ref().and_then(|p| p.get("_meta")) {
+            for key in ["traceparent", "tracestate"] {
+                if let Some(v) = meta
+                    .get(key)
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|v| HeaderValue::from_str(v).ok())
+                {
+                    headers.insert(key, v);
+                }
+            }
+        }
     }
     let result = shared
         .client

@@ -392,6 +392,7 @@ impl Hub {
         naming: Naming,
         namespace: ServerId,
         transport: ClientTransport,
+        guard: Arc<dyn crate::client::Guard>,
         max_sessions: u32,
     ) -> Result<Arc<ClientSession>, OpenError> {
         let t = self.lock();
@@ -417,7 +418,7 @@ impl Hub {
             upstream,
             true,
             true,
-            Arc::new(crate::client::AllowAll),
+            guard,
             self.settings.buffers,
         );
         Ok(self.register(t, session))

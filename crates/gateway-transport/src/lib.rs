@@ -44,7 +44,7 @@
 //!     "params": {"protocolVersion": "2025-11-25", "capabilities": {},
 //!                "clientInfo": {"name": "demo", "version": "1"}}
 //! })).unwrap();
-//! upstream.request(1, init, tx, None).await;
+//! upstream.request(1, init, tx, None, None).await;
 //! println!("{:?}", rx.recv().await);
 //! # }
 //! ```
@@ -53,6 +53,7 @@ pub mod client;
 pub mod era;
 pub mod error;
 pub mod events;
+pub mod exchange;
 pub mod federation;
 pub mod http;
 pub mod hub;

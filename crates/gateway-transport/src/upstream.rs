@@ -34,6 +34,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{TransportError, codes, error_message, error_reply};
+use crate::exchange::Completion;
 use crate::link::{BoxFuture, Connector, Inbox, Link, LinkEvent, LinkTx, UpstreamSpec};
 
 /// Where the answers to one request go.
@@ -141,6 +142,8 @@ struct Pending {
     filter: Option<Arc<dyn ResultFilter>>,
     attempts: u32,
     request: Option<Request>,
+    /// Reports the exchange when the client gets its answer (or never does).
+    completion: Option<Completion>,
 }
 
 struct ServerRequest {
@@ -408,6 +411,7 @@ impl UpstreamSession {
         mut req: Request,
         reply: Reply,
         filter: Option<Arc<dyn ResultFilter>>,
+        completion: Option<Completion>,
     ) {
         if req.method == "initialize" {
             self.initialize(client, req, reply).await;
@@ -417,9 +421,11 @@ impl UpstreamSession {
         let link = match self.ensure_link().await {
             Ok(link) => link,
             Err(err) => {
-                let _ = reply
-                    .send(error_message(Some(req.id), err.to_error_object()))
-                    .await;
+                let answer = error_message(Some(req.id), err.to_error_object());
+                if let Some(c) = completion {
+                    c.finish(&answer);
+                }
+                let _ = reply.send(answer).await;
                 return;
             }
         };
@@ -446,6 +452,7 @@ impl UpstreamSession {
                     filter,
                     attempts: 0,
                     request: retry_copy,
+                    completion,
                 },
             );
         }
@@ -611,6 +618,7 @@ impl UpstreamSession {
                         filter: None,
                         attempts: 0,
                         request: Some(upstream_req.clone()),
+                        completion: None,
                     },
                 );
                 if link.send(Message::Request(upstream_req)).await.is_err()
@@ -843,6 +851,7 @@ impl UpstreamSession {
                 filter: None,
                 attempts: 0,
                 request: None,
+                completion: None,
             },
         );
         let req = Request {
@@ -1016,6 +1025,9 @@ impl UpstreamSession {
                         let mut message = with_id(message, p.original_id);
                         if let (Some(filter), Message::Response(r)) = (&p.filter, &mut message) {
                             filter.filter(&p.method, &mut r.result);
+                        }
+                        if let Some(c) = p.completion {
+                            c.finish(&message);
                         }
                         if let Some(reply) = p.reply {
                             let _ = reply.send(message).await;
@@ -1248,18 +1260,23 @@ fn rewrite_progress_token(req: &mut Request, id: i64) -> Option<(String, Value)>
 }
 
 async fn answer_error(p: Pending, err: &TransportError) {
+    let msg = error_message(Some(p.original_id), err.to_error_object());
+    if let Some(c) = p.completion {
+        c.finish(&msg);
+    }
     if let Some(reply) = p.reply {
-        let _ = reply
-            .send(error_message(Some(p.original_id), err.to_error_object()))
-            .await;
+        let _ = reply.send(msg).await;
     }
 }
 
 fn fail_all(pending: HashMap<i64, Pending>, err: &TransportError) {
     let obj: ErrorObject = err.to_error_object();
     for (_, p) in pending {
+        let msg = error_message(Some(p.original_id), obj.clone());
+        if let Some(c) = p.completion {
+            c.finish(&msg);
+        }
         if let Some(reply) = p.reply {
-            let msg = error_message(Some(p.original_id), obj.clone());
             // From a sync context: best effort; a full queue means the client is not reading.
             let _ = reply.try_send(msg);
         }

@@ -742,6 +742,12 @@ pub struct LoggingConfig {
     pub level: String,
     /// `pretty`, `json`, or `auto` (pretty in development, JSON in production).
     pub format: LogFormat,
+    /// JSON paths (dot-separated, `*` matches any key or array element, rooted at `arguments`
+    /// or `result`) of tool arguments and results that are redacted before anything is written,
+    /// on top of the built-in secret key names.
+    pub redact_paths: Vec<String>,
+    /// The request log: one record per REST request and per MCP exchange.
+    pub request_log: RequestLogConfig,
 }
 
 impl Default for LoggingConfig {
@@ -749,8 +755,128 @@ impl Default for LoggingConfig {
         Self {
             level: "info".into(),
             format: LogFormat::Auto,
+            redact_paths: Vec::new(),
+            request_log: RequestLogConfig::default(),
         }
     }
+}
+
+/// The request log's buffer and writer (`logging.request_log`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestLogConfig {
+    /// Write request-log records at all.
+    pub enabled: bool,
+    /// Records waiting to be written; when full, new records are dropped (and counted).
+    pub queue_capacity: usize,
+    /// Records per database write.
+    pub batch_size: usize,
+    /// Longest a record waits before its batch is written, in milliseconds.
+    pub flush_interval_ms: u64,
+    /// Full request and response bodies (redacted), in a log sink.
+    pub bodies: LogBodiesConfig,
+    /// How often the worker rolls the log up into `log_aggregates` and applies retention.
+    pub maintenance_interval_seconds: u64,
+}
+
+impl Default for RequestLogConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            queue_capacity: 10_000,
+            batch_size: 500,
+            flush_interval_ms: 1_000,
+            bodies: LogBodiesConfig::default(),
+            maintenance_interval_seconds: 300,
+        }
+    }
+}
+
+/// Where and for whom full bodies are kept (`logging.request_log.bodies`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogBodiesConfig {
+    /// Keep bodies for every organization and server (a server's `metadata.log_bodies`
+    /// overrides it either way).
+    pub enabled: bool,
+    /// Organizations (slugs) whose bodies are kept even when `enabled` is false.
+    pub organizations: Vec<String>,
+    /// `file` (rotating local files, the default), `object_store` or `stdout`.
+    pub sink: LogSinkKind,
+    /// Bodies waiting for the sink; when full, bodies are dropped (and counted).
+    pub queue_capacity: usize,
+    /// Further attempts after a sink write fails.
+    pub max_retries: u32,
+    /// Wait before the first retry in milliseconds; doubles for each further one.
+    pub retry_backoff_ms: u64,
+    /// The `file` sink.
+    pub file: FileSinkConfig,
+    /// The `object_store` sink.
+    pub object_store: ObjectStoreSinkConfig,
+}
+
+impl Default for LogBodiesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            organizations: Vec::new(),
+            sink: LogSinkKind::File,
+            queue_capacity: 1_000,
+            max_retries: 3,
+            retry_backoff_ms: 200,
+            file: FileSinkConfig::default(),
+            object_store: ObjectStoreSinkConfig::default(),
+        }
+    }
+}
+
+/// Which sink keeps bodies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogSinkKind {
+    /// Rotating local files.
+    #[default]
+    File,
+    /// S3-compatible object storage.
+    ObjectStore,
+    /// One JSON object per line on standard output, for log shippers.
+    Stdout,
+}
+
+/// Rotating local files (`logging.request_log.bodies.file`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileSinkConfig {
+    /// Directory of the files.
+    pub dir: String,
+    /// A file is rotated when it reaches this size.
+    pub max_file_bytes: u64,
+    /// ... or this age, in seconds.
+    pub max_file_age_seconds: u64,
+    /// Rotated files kept; the oldest beyond it are deleted.
+    pub max_files: usize,
+}
+
+impl Default for FileSinkConfig {
+    fn default() -> Self {
+        Self {
+            dir: "data/log-bodies".into(),
+            max_file_bytes: 64 * 1024 * 1024,
+            max_file_age_seconds: 3_600,
+            max_files: 168,
+        }
+    }
+}
+
+/// S3-compatible object storage (`logging.request_log.bodies.object_store`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectStoreSinkConfig {
+    /// `s3://bucket/prefix` (credentials and region from the standard `AWS_*` environment),
+    /// `file:///dir` or `memory://`.
+    pub url: Option<String>,
+    /// An S3-compatible endpoint (MinIO, Ceph...), instead of AWS.
+    pub endpoint: Option<String>,
 }
 
 /// Log line format.
@@ -1199,6 +1325,50 @@ impl GatewayConfig {
             "logging.level",
             "must not be empty",
         );
+        let rl = &self.logging.request_log;
+        check(
+            (1..=10_000_000).contains(&rl.queue_capacity),
+            "logging.request_log.queue_capacity",
+            "must be between 1 and 10000000",
+        );
+        check(
+            (1..=10_000).contains(&rl.batch_size),
+            "logging.request_log.batch_size",
+            "must be between 1 and 10000",
+        );
+        check(
+            (10..=60_000).contains(&rl.flush_interval_ms),
+            "logging.request_log.flush_interval_ms",
+            "must be between 10 and 60000",
+        );
+        check(
+            (1..=86_400).contains(&rl.maintenance_interval_seconds),
+            "logging.request_log.maintenance_interval_seconds",
+            "must be between 1 and 86400",
+        );
+        check(
+            (1..=1_000_000).contains(&rl.bodies.queue_capacity),
+            "logging.request_log.bodies.queue_capacity",
+            "must be between 1 and 1000000",
+        );
+        check(
+            rl.bodies.file.max_files >= 1 && rl.bodies.file.max_file_bytes >= 1024,
+            "logging.request_log.bodies.file",
+            "max_files must be at least 1 and max_file_bytes at least 1024",
+        );
+        check(
+            rl.bodies.sink != LogSinkKind::ObjectStore || rl.bodies.object_store.url.is_some(),
+            "logging.request_log.bodies.object_store.url",
+            "must be set when the sink is object_store",
+        );
+        for (i, path) in self.logging.redact_paths.iter().enumerate() {
+            let root = path.split('.').next().unwrap_or("");
+            check(
+                (root == "arguments" || root == "result") && !path.split('.').any(str::is_empty),
+                &format!("logging.redact_paths[{i}]"),
+                "must be a dot-separated path starting with arguments or result",
+            );
+        }
 
         if issues.is_empty() {
             Ok(())

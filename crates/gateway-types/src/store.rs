@@ -343,6 +343,8 @@ pub trait LogStore: Send + Sync {
     async fn insert_batch(&self, records: &[LogRecord]) -> StoreResult<()>;
     /// Newest first, at most `limit`.
     async fn query(&self, org: OrgId, query: LogQuery, limit: u32) -> StoreResult<Vec<LogRecord>>;
+    /// One record by id; another organization's record is `None`.
+    async fn get(&self, org: OrgId, id: crate::ids::LogId) -> StoreResult<Option<LogRecord>>;
     /// Deletes index rows older than `before`; returns how many.
     async fn delete_before(&self, org: OrgId, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Inserts or replaces rollups (unique per org, granularity, bucket, dimension, key).

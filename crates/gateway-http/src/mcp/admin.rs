@@ -26,6 +26,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use gateway_auth::principal::Principal;
 use gateway_auth::rbac::Permission;
+use gateway_logging::audit::{AuditEvent, actions};
 use gateway_transport::client::ClientTransport;
 use gateway_transport::error::codes;
 use gateway_transport::hub::{HubEvent, HubEventKind, SessionScope, StdioProcess};
@@ -40,6 +41,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::rpc::{exchange, open_shared};
 use super::{check_origin, resolve};
+
 use crate::authn::Authenticated;
 use crate::error::ApiError;
 use crate::servers_cache::ResolvedServer;
@@ -247,6 +249,24 @@ fn event_json(event: &HubEvent) -> (&'static str, Value) {
     }
 }
 
+/// Audits an administrator's message: the method and where it went, never its params.
+fn audit(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    action: &str,
+    target: Option<(&str, String)>,
+    after: Value,
+) {
+    let mut event = AuditEvent::new(action, crate::audit::actor(principal))
+        .after(after)
+        .context(&crate::audit::context(req));
+    if let Some((kind, id)) = target {
+        event = event.target(kind, id);
+    }
+    state.auditor.record(principal.org_id, event);
+}
+
 /// `POST /sse/broadcast`: to legacy HTTP+SSE sessions.
 pub(super) async fn sse_broadcast(
     req: HttpRequest,
@@ -286,6 +306,14 @@ async fn broadcast(
         ..scope_of(principal)
     };
     let d = state.hub.push(&scope, &message);
+    audit(
+        state,
+        req,
+        principal,
+        actions::ADMIN_BROADCAST,
+        server_id.map(|s| ("server", s.to_string())),
+        json!({"transport": transport.as_str(), "method": message.method, "delivered": d.delivered, "dropped": d.dropped}),
+    );
     tracing::info!(
         org.id = %principal.org_id,
         transport = transport.as_str(),
@@ -318,6 +346,14 @@ pub(super) async fn ws_send(
     if d.matched == 0 {
         return Err(not_found());
     }
+    audit(
+        &state,
+        &req,
+        principal,
+        actions::ADMIN_WS_SEND,
+        Some(("session", id.to_string())),
+        json!({"method": message.method, "delivered": d.delivered, "dropped": d.dropped}),
+    );
     Ok(delivery_json(d.delivered, d.dropped))
 }
 
@@ -333,6 +369,14 @@ pub(super) async fn stdio_execute(
     let body = body.into_inner();
     let request = request(body.message)?;
     let server = stdio_server(&state, principal, &body.server).await?;
+    audit(
+        &state,
+        &req,
+        principal,
+        actions::ADMIN_STDIO_EXECUTE,
+        Some(("server", server.record.id.to_string())),
+        json!({"method": request.method}),
+    );
     let session = open_shared(&state, &req, principal, &server)
         .await
         .map_err(open_error)?;
@@ -413,8 +457,17 @@ pub(super) async fn stdio_send(
         .shared_upstream(principal.org_id, server.record.id)
         .filter(|u| u.pid().is_some())
         .ok_or_else(not_running)?;
+    let method = message.method.clone();
     if !upstream.notify_if_connected(message).await {
         return Err(not_running());
     }
+    audit(
+        &state,
+        &req,
+        principal,
+        actions::ADMIN_STDIO_SEND,
+        Some(("server", server.record.id.to_string())),
+        json!({"method": method}),
+    );
     Ok(HttpResponse::Ok().json(json!({ "sent": true })))
 }

@@ -18,7 +18,7 @@ use gateway_types::ids::ServerId;
 use gateway_types::jsonrpc::ErrorObject;
 use gateway_types::model::{Namespace, Page, ServerFilter, ServerProtocol, ServerStatus};
 
-use super::{PolicyGuard, SessionGuard};
+use super::{LogGuard, PolicyGuard, SessionGuard};
 use crate::error::ApiError;
 use crate::ratelimit::McpLimiter;
 use crate::state::AppState;
@@ -173,6 +173,15 @@ pub(super) async fn open_federation(
             naming,
             ServerId::from_uuid(*ns.id.as_uuid()),
             transport,
+            Arc::new(LogGuard(super::session_log(
+                state,
+                req,
+                principal,
+                Some(ns.id),
+                None,
+                &federation_name(&ns.slug),
+                None,
+            ))),
             max,
         )
         .map_err(|e| match e {

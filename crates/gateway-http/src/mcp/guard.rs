@@ -17,6 +17,7 @@ use gateway_auth::principal::Principal;
 use gateway_logging::audit::{Auditor, RequestContext};
 use gateway_transport::client::{Admission, Guard};
 use gateway_transport::error::codes;
+use gateway_transport::exchange::{Exchange, ExchangeObserver};
 use gateway_transport::upstream::ResultFilter;
 use gateway_types::ids::{OrgId, ServerId};
 use gateway_types::jsonrpc::{ErrorObject, Request};
@@ -24,17 +25,19 @@ use serde_json::Value;
 
 use crate::catalog::Catalogs;
 use crate::ratelimit::McpLimiter;
+use crate::request_log::McpLog;
 use crate::servers_cache::ServerCache;
 
 /// The JSON-RPC error code of a call to a withheld tool (changed definition, not approved).
 pub(crate) const TOOL_WITHHELD: i64 = -32005;
 
-/// Pins, then policy, then rate limits, for one client session.
+/// Pins, then policy, then rate limits, for one client session; and its request log.
 #[derive(Debug)]
 pub(crate) struct SessionGuard {
     pins: Option<PinGuard>,
     policy: PolicyGuard,
     limits: McpLimiter,
+    log: Option<McpLog>,
 }
 
 impl SessionGuard {
@@ -43,6 +46,7 @@ impl SessionGuard {
             pins: None,
             policy,
             limits,
+            log: None,
         }
     }
 
@@ -50,6 +54,65 @@ impl SessionGuard {
     pub(crate) fn with_pins(mut self, pins: PinGuard) -> Self {
         self.pins = Some(pins);
         self
+    }
+
+    /// Logs (and counts) every exchange of the session.
+    pub(crate) fn with_log(mut self, log: McpLog) -> Self {
+        self.log = Some(log);
+        self
+    }
+}
+
+impl ExchangeObserver for SessionGuard {
+    fn observes(&self) -> bool {
+        self.log.is_some()
+    }
+
+    fn wants_bodies(&self) -> bool {
+        self.log.as_ref().is_some_and(McpLog::wants_bodies)
+    }
+
+    fn request_tag(&self) -> Option<Box<str>> {
+        McpLog::request_tag()
+    }
+
+    fn completed(&self, exchange: Exchange<'_>) {
+        if let Some(log) = &self.log {
+            log.completed(exchange);
+        }
+    }
+}
+
+/// The guard of a namespace federation's client session: members have their own policy and
+/// limits (their [`SessionGuard`]s), so this one only logs what the client asked.
+#[derive(Debug)]
+pub(crate) struct LogGuard(pub(crate) McpLog);
+
+impl ResultFilter for LogGuard {
+    fn filter(&self, _method: &str, _result: &mut Value) {}
+}
+
+impl ExchangeObserver for LogGuard {
+    fn observes(&self) -> bool {
+        true
+    }
+
+    fn wants_bodies(&self) -> bool {
+        self.0.wants_bodies()
+    }
+
+    fn request_tag(&self) -> Option<Box<str>> {
+        McpLog::request_tag()
+    }
+
+    fn completed(&self, exchange: Exchange<'_>) {
+        self.0.completed(exchange);
+    }
+}
+
+impl Guard for LogGuard {
+    fn check(&self, _request: &Request) -> Result<(), ErrorObject> {
+        Ok(())
     }
 }
 
@@ -217,6 +280,8 @@ pub(crate) fn server_down(name: &str) -> ErrorObject {
         ),
     )
 }
+
+impl ExchangeObserver for PolicyGuard {}
 
 impl Guard for PolicyGuard {
     fn check(&self, request: &Request) -> Result<(), ErrorObject> {

@@ -36,11 +36,36 @@ use crate::routes::not_allowed;
 use crate::servers_cache::ResolvedServer;
 use crate::state::AppState;
 
-pub(crate) use guard::{PolicyGuard, SessionGuard};
+pub(crate) use guard::{LogGuard, PolicyGuard, SessionGuard};
 pub(crate) use modern::ModernState;
 
 /// Protocol revisions of the session-based era the endpoints speak.
 pub(crate) const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// Route patterns of the MCP transport endpoints: their traffic is logged per exchange by the
+/// message pipeline, not per HTTP request.
+const MCP_ROUTES: &[&str] = &[
+    "/servers/{id}/mcp",
+    "/servers/{id}/sse",
+    "/servers/{id}/ws",
+    "/servers/{id}/rpc",
+    "/servers/{id}/rpc/batch",
+    "/namespaces/{ns}/mcp",
+    "/namespaces/{ns}/sse",
+    "/namespaces/{ns}/ws",
+    "/namespaces/{ns}/rpc",
+    "/namespaces/{ns}/rpc/batch",
+    "/mcp",
+    "/sse",
+    "/ws",
+    "/rpc",
+    "/rpc/batch",
+];
+
+/// Whether a route pattern is an MCP transport endpoint (see [`MCP_ROUTES`]).
+pub(crate) fn is_mcp_route(pattern: &str) -> bool {
+    MCP_ROUTES.contains(&pattern)
+}
 
 /// Registers the MCP routes.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -138,11 +163,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     .service(crate::routes::post_only("/stdio/send", admin::stdio_send));
 }
 
-/// Organization limits read on session open, cached briefly (never a query per request).
+/// Organization limits (and slug) read on session open, cached briefly (never a query per
+/// request).
 #[derive(Debug, Default)]
 pub(crate) struct OrgLimits {
-    entries: Mutex<HashMap<OrgId, (Instant, u32)>>,
+    entries: Mutex<HashMap<OrgId, OrgEntry>>,
 }
+
+/// When it was read, the session limit and the slug.
+type OrgEntry = (Instant, u32, Arc<str>);
 
 const ORG_LIMITS_TTL: Duration = Duration::from_secs(10);
 
@@ -156,7 +185,7 @@ impl OrgLimits {
     }
 
     async fn max_sessions(&self, state: &AppState, org: OrgId) -> Result<u32, ApiError> {
-        if let Some((at, n)) = self
+        if let Some((at, n, _)) = self
             .entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -165,19 +194,79 @@ impl OrgLimits {
         {
             return Ok(*n);
         }
-        let n = state
+        let found = state
             .stores
             .organizations
             .get(org)
             .await
-            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        let n = found
+            .as_ref()
             .map_or(0, |o| u32::try_from(o.max_sessions).unwrap_or(0));
+        let slug: Arc<str> = found.map_or_else(|| Arc::from(""), |o| Arc::from(o.slug));
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(org, (Instant::now(), n));
+            .insert(org, (Instant::now(), n, slug));
         Ok(n)
     }
+
+    /// The organization's slug as last read by [`Self::max_sessions`].
+    fn slug(&self, org: OrgId) -> Option<Arc<str>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&org)
+            .map(|(_, _, slug)| Arc::clone(slug))
+    }
+}
+
+/// Whether full bodies are logged for a session: a server's `metadata.log_bodies` (true or
+/// false) decides; otherwise `logging.request_log.bodies.enabled` or the organization being
+/// listed in `…bodies.organizations`.
+fn keeps_bodies(state: &AppState, org: OrgId, server_metadata: Option<&serde_json::Value>) -> bool {
+    if let Some(on) = server_metadata
+        .and_then(|m| m.get("log_bodies"))
+        .and_then(serde_json::Value::as_bool)
+    {
+        return on;
+    }
+    let cfg = &state.config.logging.request_log.bodies;
+    cfg.enabled
+        || (!cfg.organizations.is_empty()
+            && state
+                .org_limits
+                .slug(org)
+                .is_some_and(|slug| cfg.organizations.iter().any(|o| *o == *slug)))
+}
+
+/// The request log of a session the caller opens on a server (`server_id`) or a namespace.
+fn session_log(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    namespace_id: Option<gateway_types::ids::NamespaceId>,
+    server_id: Option<gateway_types::ids::ServerId>,
+    label: &str,
+    server_metadata: Option<&serde_json::Value>,
+) -> crate::request_log::McpLog {
+    let bodies = state.request_log.is_some() && keeps_bodies(state, principal.org_id, server_metadata);
+    let headers = bodies.then(|| {
+        req.headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
+            .collect()
+    });
+    crate::request_log::McpLog::new(
+        state.request_log.clone(),
+        principal,
+        namespace_id,
+        server_id,
+        label,
+        crate::client_ip::client_ip(req),
+        headers,
+        bodies,
+    )
 }
 
 /// The caller, with the permission MCP traffic needs.
@@ -309,7 +398,16 @@ async fn open_session(
         server.record.name.clone(),
         Arc::clone(&state.catalogs),
     );
-    let guard = Arc::new(SessionGuard::new(policy, limits).with_pins(pins));
+    let log = session_log(
+        state,
+        req,
+        principal,
+        server.record.namespace_id,
+        Some(server.record.id),
+        &server.record.name,
+        Some(&server.record.metadata),
+    );
+    let guard = Arc::new(SessionGuard::new(policy, limits).with_pins(pins).with_log(log));
     let mode = mode.unwrap_or_else(|| SessionMode::parse(&server.session_mode).unwrap_or_default());
     state
         .hub

@@ -10,6 +10,7 @@ mod namespaces;
 mod policies;
 mod rate_limits;
 mod servers;
+mod stats;
 mod users;
 
 use actix_web::dev::Handler;
@@ -153,6 +154,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(get_only("/admin/logs", logs::list))
         .service(get_only("/admin/logs/verify", logs::verify))
+        .service(get_only("/admin/logs/{id}/body", logs::body))
+        .service(get_only("/admin/stats", stats::stats))
         .service(
             web::resource("/api/admin/users/{id}")
                 .route(web::get().to(users::get))

@@ -62,6 +62,15 @@ pub mod actions {
     pub const RATE_LIMIT_UPDATE: &str = "rate_limit.update";
     /// A rate-limit rule was deleted.
     pub const RATE_LIMIT_DELETE: &str = "rate_limit.delete";
+    /// An administrator broadcast a notification to MCP sessions (`/sse/broadcast`,
+    /// `/ws/broadcast`).
+    pub const ADMIN_BROADCAST: &str = "admin.broadcast";
+    /// An administrator sent a notification to one WebSocket session (`/ws/send`).
+    pub const ADMIN_WS_SEND: &str = "admin.ws_send";
+    /// An administrator ran a request on a stdio server (`/stdio/execute`).
+    pub const ADMIN_STDIO_EXECUTE: &str = "admin.stdio_execute";
+    /// An administrator sent a notification to a stdio server's process (`/stdio/send`).
+    pub const ADMIN_STDIO_SEND: &str = "admin.stdio_send";
 }
 
 /// Who acted: a kind (`user`, `api_key`, `app`, `external`, `anonymous`, `system`) and an id.

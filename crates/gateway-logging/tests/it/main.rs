@@ -4,3 +4,4 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod audit;
+mod request_log;

@@ -1402,6 +1402,19 @@ impl LogStore for Store {
         Ok(rows.into_iter().map(LogRow::into_domain).collect())
     }
 
+    async fn get(&self, org: OrgId, id: LogId) -> StoreResult<Option<LogRecord>> {
+        let row = read!(self, c, {
+            Ok(log_index::table
+                .filter(log_index::org_id.eq(uid(org)))
+                .filter(log_index::id.eq(uid(id)))
+                .select(LogRow::as_select())
+                .first::<LogRow>(c)
+                .await
+                .optional()?)
+        })?;
+        Ok(row.map(LogRow::into_domain))
+    }
+
     async fn delete_before(&self, org: OrgId, before: DateTime<Utc>) -> StoreResult<u64> {
         let n = write_tx!(self, async move |c| {
             Ok(diesel::delete(

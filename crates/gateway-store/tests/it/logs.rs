@@ -83,6 +83,16 @@ async fn insert_query_filters_and_cursor(db: &TestDb) {
     );
     let stored = all.iter().find(|r| r.id == records[7].id).unwrap();
     assert_eq!(stored, &records[7], "stored exactly");
+    assert_eq!(
+        s.get(o.id, records[7].id).await.unwrap().as_ref(),
+        Some(&records[7]),
+        "by id"
+    );
+    assert!(
+        s.get(other.id, records[7].id).await.unwrap().is_none(),
+        "another org's record"
+    );
+    assert!(s.get(o.id, LogId::new()).await.unwrap().is_none());
 
     let count = |q: LogQuery| async move { s.query(o.id, q, 100).await.unwrap().len() };
     assert_eq!(
