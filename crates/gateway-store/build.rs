@@ -6,7 +6,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    // The directory of *this* build (read when the script runs, not baked in when it was
+    // compiled): a build script binary reused from another checkout's target directory must
+    // still hash this checkout's migrations, or the test template would be named after a
+    // schema other than the one embedded.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let root = manifest.join("../../migrations");
     for backend in ["sqlite", "postgres"] {
         let dir = root.join(backend);
         println!("cargo:rerun-if-changed={}", dir.display());

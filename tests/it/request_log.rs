@@ -615,3 +615,170 @@ async fn the_trace_context_reaches_the_upstream_in_meta_and_header() {
     let list = rows.iter().find(|r| r["method"] == "tools/list").unwrap();
     assert_eq!(list["trace_id"].as_str(), Some(&fresh[3..35]));
 }
+
+/// A stand-in OpenTelemetry collector: accepts `POST /v1/traces` (OTLP/HTTP, JSON encoding)
+/// and hands each body to the test.
+async fn recording_collector() -> (String, tokio::sync::mpsc::UnboundedReceiver<(String, Value)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head_end, length) = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (i + 4, length);
+                    }
+                };
+                while buf.len() < head_end + length {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let request_line = head.lines().next().unwrap_or("").to_owned();
+                let body: Value =
+                    serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null);
+                let _ = tx.send((request_line, body));
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                    .await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (url, rx)
+}
+
+/// Each MCP call is one OTLP span at the configured collector: the client's trace continued,
+/// the client's span its parent, its own span id the parent the upstream saw, and the
+/// semantic-convention attributes (never the arguments).
+#[tokio::test]
+async fn each_mcp_call_is_a_span_at_the_otlp_collector() {
+    let db = TestDb::sqlite().await;
+    let (collector, mut spans) = recording_collector().await;
+    let app = TestApp::builder()
+        .database_url(db.url())
+        .env("GATEWAY__AUTH__BCRYPT_COST", "4")
+        .config_yaml(&format!(
+            "traces:\n  otlp_endpoint: \"{collector}\"\n  flush_interval_ms: 20\n  service_name: gw-test\n"
+        ))
+        .spawn()
+        .await;
+    let acme = app.create_org("acme").await;
+    let dev = app.user_token(acme, "dev@acme.test", Role::Admin).await;
+    let (url, mut seen) = recording_upstream().await;
+    app.stores
+        .servers
+        .create(
+            acme,
+            NewMcpServer {
+                namespace_id: None,
+                name: "recorder".into(),
+                description: None,
+                protocol: ServerProtocol::Http,
+                url: Some(url),
+                command: None,
+                args: vec![],
+                environment: None,
+                credentials: None,
+                working_dir: None,
+                timeout_seconds: 10,
+                max_retries: 0,
+                status: ServerStatus::Active,
+                health_check_url: None,
+                tags: vec![],
+                metadata: json!({}),
+                source: RecordSource::Api,
+            },
+        )
+        .await
+        .unwrap();
+    let client_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    rpc(
+        &app,
+        "recorder",
+        &dev,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "lookup", "arguments": {"text": SECRET_ARG},
+            "_meta": {"traceparent": format!("00-{client_trace}-{client_span}-01")}}}),
+    )
+    .await;
+    let forwarded = loop {
+        let (header, body) = seen.recv().await.unwrap();
+        if body["method"] == "tools/call" {
+            break header.unwrap();
+        }
+    };
+    let gateway_span = forwarded.split('-').nth(2).unwrap().to_owned();
+
+    let (request_line, export) = tokio::time::timeout(std::time::Duration::from_secs(10), spans.recv())
+        .await
+        .expect("a span export within 10 s")
+        .unwrap();
+    assert!(request_line.starts_with("POST /v1/traces "), "{request_line}");
+    let text = export.to_string();
+    assert!(
+        !text.contains(SECRET_ARG),
+        "arguments never become attributes: {text}"
+    );
+    let resource = &export["resourceSpans"][0]["resource"]["attributes"];
+    assert!(
+        resource
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["key"] == "service.name" && a["value"]["stringValue"] == "gw-test"),
+        "{resource}"
+    );
+    let all: Vec<Value> = export["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let span = all
+        .iter()
+        .find(|s| s["name"] == "tools/call lookup")
+        .unwrap_or_else(|| unreachable!("no tools/call span in {text}"));
+    assert_eq!(span["traceId"], client_trace);
+    assert_eq!(span["parentSpanId"], client_span);
+    assert_eq!(
+        span["spanId"],
+        gateway_span.as_str(),
+        "the upstream's parent is the gateway's span"
+    );
+    assert_eq!(span["kind"], 2);
+    let attr = |k: &str| {
+        span["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == k)
+            .map(|a| a["value"]["stringValue"].clone())
+    };
+    assert_eq!(attr("mcp.method.name"), Some(json!("tools/call")));
+    assert_eq!(attr("gen_ai.tool.name"), Some(json!("lookup")));
+    assert_eq!(attr("mcp_gateway.server"), Some(json!("recorder")));
+    assert_eq!(attr("mcp_gateway.outcome"), Some(json!("ok")));
+}

@@ -227,6 +227,7 @@ pub async fn discover(
         window: timeout,
         ..RestartPolicy::default()
     };
+    let legacy_only = spec.legacy_only;
     let session = UpstreamSession::new(spec, connector, restart, runtime);
     let (tx, rx) = mpsc::channel(64);
     session.attach(CLIENT, tx.clone());
@@ -238,17 +239,20 @@ pub async fn discover(
         call_timeout: timeout,
         modern: None,
     };
-    let result = tokio::time::timeout(timeout, run(&mut probe, timeout)).await;
+    let result = tokio::time::timeout(timeout, run(&mut probe, timeout, legacy_only)).await;
     session.close();
     result.unwrap_or(Err(DiscoveryError::Timeout(timeout.as_secs())))
 }
 
-async fn run(probe: &mut Probe, timeout: Duration) -> Result<Discovered, DiscoveryError> {
+/// `legacy_only`: the server is spoken to in the session-based revisions only (server
+/// metadata `protocol_era: legacy`): no `server/discover`.
+async fn run(probe: &mut Probe, timeout: Duration, legacy_only: bool) -> Result<Discovered, DiscoveryError> {
     let probe_wait = (timeout / 3).clamp(Duration::from_millis(500), Duration::from_secs(5));
     let mut found = Discovered::default();
     let mut version = MODERN_VERSION.to_owned();
     let mut modern = None;
-    for _ in 0..2 {
+    let attempts = if legacy_only { 0 } else { 2 };
+    for _ in 0..attempts {
         probe.modern = Some(version.clone());
         match probe.call("server/discover", None, probe_wait).await {
             Ok(result) if result.get("supportedVersions").is_some() => {

@@ -46,6 +46,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
+pub mod traces;
 pub mod upstreams;
 
 pub use error::ApiError;

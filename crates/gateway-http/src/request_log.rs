@@ -86,6 +86,8 @@ pub(crate) struct McpLog {
     /// Headers of the session-opening request, kept only when bodies are.
     headers: Option<Arc<Vec<(String, String)>>>,
     bodies: bool,
+    /// Exports each exchange's span (OpenTelemetry), when tracing is on.
+    traces: Option<crate::traces::SpanExporter>,
 }
 
 impl McpLog {
@@ -114,7 +116,14 @@ impl McpLog {
             client_ip,
             headers: headers.filter(|_| bodies).map(Arc::new),
             bodies,
+            traces: None,
         }
+    }
+
+    /// Exports each exchange's span through `traces`.
+    pub(crate) fn with_traces(mut self, traces: Option<crate::traces::SpanExporter>) -> Self {
+        self.traces = traces;
+        self
     }
 
     /// The request id in scope where an exchange starts.
@@ -144,6 +153,11 @@ impl McpLog {
             "method" => method,
         )
         .record(ex.latency.as_secs_f64());
+        if let Some(traces) = &self.traces
+            && traces.samples(&ex)
+        {
+            traces.export(crate::traces::SpanRecord::of_exchange(&ex, &self.server_label));
+        }
 
         let Some(logger) = &self.logger else { return };
         let body = self.bodies.then(|| {
@@ -253,4 +267,5 @@ pub(crate) fn describe_metrics() {
         "MCP request latency through the gateway, upstream included, by server and method"
     );
     gateway_logging::request_log::describe_metrics();
+    crate::traces::describe_metrics();
 }

@@ -60,6 +60,9 @@ pub enum StateError {
     /// The request log's body sink cannot be set up.
     #[error("cannot set up the request log's body sink")]
     LogSink(#[source] gateway_logging::sink::SinkError),
+    /// The trace exporter's HTTP client cannot be built.
+    #[error("cannot set up the trace exporter")]
+    Traces(#[source] gateway_transport::error::TransportError),
 }
 
 /// The application state, shared by all actix workers. Cheap to clone.
@@ -92,6 +95,9 @@ pub struct AppState {
     /// The request log (`None` when `logging.request_log.enabled` is false); its writer task
     /// runs on [`Self::runtime`].
     pub request_log: Option<RequestLogger>,
+    /// The OTLP span exporter (`None` unless `traces.otlp_endpoint` or the OpenTelemetry
+    /// environment names a collector); its task runs on [`Self::runtime`].
+    pub traces: Option<crate::traces::SpanExporter>,
     /// Seals and opens secrets at rest (server environments, upstream credentials).
     pub sealer: Arc<Sealer>,
     /// Server lookups by id or name with secrets opened, for the MCP endpoints; the
@@ -126,6 +132,13 @@ impl AppState {
         let hub = build_hub(&config, &stores, runtime.clone())?;
         let auditor = Auditor::spawn(stores.audit.clone(), &runtime, AuditorOptions::default());
         let request_log = build_request_log(&config, &stores, &runtime)?;
+        let traces = match config.traces.endpoint() {
+            Some(_) => {
+                let client = gateway_transport::http::default_client().map_err(StateError::Traces)?;
+                crate::traces::SpanExporter::start(&config.traces, client, &runtime)
+            }
+            None => None,
+        };
         let sealer = Arc::new(Sealer::from_config(&config.secrets).map_err(StateError::Secrets)?);
         let limits = Arc::new(build_limits(&config, &runtime)?);
         let trusted_proxies = Arc::new(
@@ -156,6 +169,7 @@ impl AppState {
             modern: Arc::default(),
             auditor,
             request_log,
+            traces,
             sealer,
             servers,
             changes: crate::changes::ChangeFeed::new(),

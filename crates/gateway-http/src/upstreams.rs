@@ -58,6 +58,7 @@ pub(crate) fn spec_of(server: &ResolvedServer, max_message_bytes: usize) -> Upst
         timeout: Duration::from_secs(u64::try_from(r.timeout_seconds.max(1)).unwrap_or(30)),
         max_retries: u32::try_from(r.max_retries.max(0)).unwrap_or(0),
         max_message_bytes,
+        legacy_only: r.metadata.get("protocol_era").and_then(serde_json::Value::as_str) == Some("legacy"),
     }
 }
 

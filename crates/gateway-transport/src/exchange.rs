@@ -92,6 +92,12 @@ pub struct Exchange<'a> {
     pub tag: Option<&'a str>,
     /// The W3C trace id the exchange was forwarded with (32 hex digits).
     pub trace_id: &'a str,
+    /// The gateway's span of the exchange (16 hex digits): the upstream's parent.
+    pub span_id: &'a str,
+    /// The client's span, when it sent a trace context.
+    pub parent_span_id: Option<&'a str>,
+    /// Whether the trace is sampled (the client's flag; new traces are).
+    pub sampled: bool,
 }
 
 /// Receives completed exchanges. Called on whatever task delivers the answer: must not block
@@ -132,6 +138,8 @@ pub struct TraceContext {
     pub span_id: [u8; 16],
     /// The sampled flag of the incoming context (sampled when new).
     pub sampled: bool,
+    /// The client's span (the parent of the gateway's), when it sent a trace context.
+    pub parent_id: Option<[u8; 16]>,
 }
 
 fn hex_into<const N: usize>(bytes: &[u8]) -> [u8; N] {
@@ -167,10 +175,13 @@ impl TraceContext {
             {
                 let mut trace_id = [0; 32];
                 trace_id.copy_from_slice(trace.as_bytes());
+                let mut parent_id = [0; 16];
+                parent_id.copy_from_slice(parent.as_bytes());
                 return Self {
                     trace_id,
                     span_id,
                     sampled: u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1),
+                    parent_id: Some(parent_id),
                 };
             }
         }
@@ -178,7 +189,20 @@ impl TraceContext {
             trace_id: hex_into::<32>(uuid::Uuid::new_v4().as_bytes()),
             span_id,
             sampled: true,
+            parent_id: None,
         }
+    }
+
+    /// The gateway's span id as text.
+    #[must_use]
+    pub fn span_id(&self) -> &str {
+        std::str::from_utf8(&self.span_id).unwrap_or_default()
+    }
+
+    /// The client's span id as text, when there is one.
+    #[must_use]
+    pub fn parent_id(&self) -> Option<&str> {
+        self.parent_id.as_ref().and_then(|p| std::str::from_utf8(p).ok())
     }
 
     /// The trace id as text.
@@ -337,6 +361,9 @@ impl Completion {
             response,
             tag: self.tag.as_deref(),
             trace_id: self.trace.trace_id(),
+            span_id: self.trace.span_id(),
+            parent_span_id: self.trace.parent_id(),
+            sampled: self.trace.sampled,
         });
     }
 }

@@ -34,6 +34,7 @@
 //!     command: Some("npx".into()), args: vec!["@modelcontextprotocol/server-everything".into()],
 //!     env: vec![], working_dir: None, headers: vec![],
 //!     timeout: Duration::from_secs(30), max_retries: 2, max_message_bytes: 4 << 20,
+//!     legacy_only: false,
 //! };
 //! let connector: Arc<dyn Connector> = Arc::new(StdioConnector::new(ProcessTable::new(10)));
 //! let upstream = UpstreamSession::new(spec, connector, RestartPolicy::default(), tokio::runtime::Handle::current());

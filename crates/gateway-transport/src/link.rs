@@ -48,6 +48,9 @@ pub struct UpstreamSpec {
     pub max_retries: u32,
     /// Largest accepted message, in bytes.
     pub max_message_bytes: usize,
+    /// Speak only the session-based revisions to this server: no `server/discover` probe
+    /// (server metadata `protocol_era: legacy`).
+    pub legacy_only: bool,
 }
 
 impl fmt::Debug for UpstreamSpec {

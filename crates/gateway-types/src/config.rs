@@ -88,6 +88,73 @@ pub struct GatewayConfig {
     pub health_checks: HealthChecksConfig,
     /// Capability discovery: the catalog of each server, refreshed by the api.
     pub discovery: DiscoveryConfig,
+    /// OpenTelemetry traces of MCP calls (off unless an OTLP endpoint is set).
+    pub traces: TracesConfig,
+}
+
+/// OpenTelemetry traces: one span per MCP call, exported over OTLP/HTTP (JSON encoding).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesConfig {
+    /// The collector's base URL (`http://collector:4318`; `/v1/traces` is appended unless the
+    /// URL already ends with it). Unset: no export, unless `OTEL_EXPORTER_OTLP_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported resource (`OTEL_SERVICE_NAME` wins when set).
+    pub service_name: String,
+    /// Share of new traces exported (0.0 .. 1.0); a client's sampled flag is honoured as is.
+    pub sample_ratio: f64,
+    /// Spans waiting for export; beyond it spans are dropped (and counted).
+    pub queue_capacity: usize,
+    /// Spans per export request, at most.
+    pub batch_size: usize,
+    /// A batch is sent at least this often while spans wait.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "mcp-gateway".into(),
+            sample_ratio: 1.0,
+            queue_capacity: 8192,
+            batch_size: 512,
+            flush_interval_ms: 1000,
+        }
+    }
+}
+
+impl TracesConfig {
+    /// The traces URL to export to, from the configuration or the standard OpenTelemetry
+    /// environment variables; `None` when tracing is off.
+    #[must_use]
+    pub fn endpoint(&self) -> Option<String> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        if let Some(full) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            return Some(full);
+        }
+        let base = self
+            .otlp_endpoint
+            .clone()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))?;
+        let base = base.trim_end_matches('/');
+        Some(if base.ends_with("/v1/traces") {
+            base.to_owned()
+        } else {
+            format!("{base}/v1/traces")
+        })
+    }
+
+    /// `service.name`.
+    #[must_use]
+    pub fn service(&self) -> String {
+        std::env::var("OTEL_SERVICE_NAME")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| self.service_name.clone())
+    }
 }
 
 /// Capability discovery (the api's catalog of every server's tools, resources and prompts).
@@ -1269,6 +1336,35 @@ impl GatewayConfig {
             (1..=3650).contains(&h.retention_days),
             "health_checks.retention_days",
             "must be between 1 and 3650",
+        );
+        let t = &self.traces;
+        if let Some(url) = t.otlp_endpoint.as_deref().filter(|u| !u.trim().is_empty()) {
+            check(
+                url::Url::parse(url)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some()),
+                "traces.otlp_endpoint",
+                "must be an http(s) URL like http://otel-collector:4318",
+            );
+        }
+        check(
+            (0.0..=1.0).contains(&t.sample_ratio),
+            "traces.sample_ratio",
+            "must be between 0.0 and 1.0",
+        );
+        check(
+            (1..=1_000_000).contains(&t.queue_capacity),
+            "traces.queue_capacity",
+            "must be between 1 and 1000000",
+        );
+        check(
+            (1..=10_000).contains(&t.batch_size),
+            "traces.batch_size",
+            "must be between 1 and 10000",
+        );
+        check(
+            (10..=60_000).contains(&t.flush_interval_ms),
+            "traces.flush_interval_ms",
+            "must be between 10 and 60000",
         );
         let d = &self.discovery;
         check(

@@ -44,6 +44,7 @@ impl UpstreamSpecs for PlainSpecs {
             timeout: Duration::from_secs(5),
             max_retries: 0,
             max_message_bytes: 1 << 20,
+            legacy_only: false,
         })
     }
 }

@@ -156,6 +156,7 @@ pub(super) async fn open_federation(
         timeout: timeout + Duration::from_secs(5),
         max_retries: 0,
         max_message_bytes: state.config.server.max_body_bytes,
+        legacy_only: false,
     };
     let naming = Naming {
         separator: state.config.mcp.federation_separator.clone(),

@@ -267,6 +267,7 @@ fn session_log(
         headers,
         bodies,
     )
+    .with_traces(state.traces.clone())
 }
 
 /// The caller, with the permission MCP traffic needs.

@@ -73,6 +73,9 @@ enum Probe {
 impl Connector for EraConnector {
     async fn connect(&self, spec: &UpstreamSpec) -> Result<Link, TransportError> {
         let mut link = self.inner.connect(spec).await?;
+        if spec.legacy_only {
+            return Ok(link);
+        }
         match probe(&mut link, spec).await {
             Probe::Modern(discover) => {
                 tracing::info!(server.name = %spec.name, "upstream speaks MCP 2026-07-28; bridging legacy clients to it");

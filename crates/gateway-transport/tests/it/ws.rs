@@ -215,6 +215,7 @@ fn spec(url: String) -> UpstreamSpec {
         timeout: Duration::from_secs(10),
         max_retries: 0,
         max_message_bytes: 64 * 1024,
+        legacy_only: false,
     }
 }
 
