@@ -607,9 +607,25 @@ async fn the_trace_context_reaches_the_upstream_in_meta_and_header() {
         .to_owned();
     assert_eq!(header.as_deref(), Some(fresh.as_str()));
     assert!(!fresh.contains(client_trace));
+    // A REST request's record carries the trace id of its `traceparent` header.
+    let rest_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let res = app
+        .client
+        .get(app.url("/gateway/servers"))
+        .bearer_auth(&dev)
+        .header("traceparent", format!("00-{rest_trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     flush(&app).await;
     let (_, page) = logs(&app, &dev, "").await;
     let rows = items(&page);
+    let rest = rows
+        .iter()
+        .find(|r| r["method"] == "GET /gateway/servers")
+        .unwrap_or_else(|| unreachable!("no REST record in {page}"));
+    assert_eq!(rest["trace_id"], rest_trace, "{rest}");
     let call = rows.iter().find(|r| r["method"] == "tools/call").unwrap();
     assert_eq!(call["trace_id"], client_trace);
     let list = rows.iter().find(|r| r["method"] == "tools/list").unwrap();

@@ -317,6 +317,11 @@ fn log_rest(
             response_bytes,
             client_ip: crate::client_ip::client_ip(req),
             request_id: id.as_str(),
+            trace_id: req
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::telemetry::trace_id_of),
         },
     );
 }

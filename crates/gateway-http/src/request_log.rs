@@ -216,6 +216,8 @@ pub(crate) struct RestRequest<'a> {
     pub response_bytes: u64,
     pub client_ip: Option<IpAddr>,
     pub request_id: &'a str,
+    /// The trace id of the request's W3C `traceparent` header, when it sent a valid one.
+    pub trace_id: Option<String>,
 }
 
 /// Records one REST request (index only; REST bodies are never kept).
@@ -247,7 +249,7 @@ pub(crate) fn log_rest(logger: &RequestLogger, r: &RestRequest<'_>) {
             response_bytes: i64::try_from(r.response_bytes).unwrap_or(i64::MAX),
             client_ip: r.client_ip.map(|ip| ip.to_string()),
             request_id: Some(r.request_id.to_owned()),
-            trace_id: crate::telemetry::current_trace_id(),
+            trace_id: r.trace_id.clone(),
             body_ref: None,
             created_at: Utc::now(),
         },

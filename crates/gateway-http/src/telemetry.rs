@@ -98,9 +98,41 @@ pub fn init(cfg: &LoggingConfig, env: Environment) -> Result<(), TelemetryError>
     Ok(())
 }
 
-/// The W3C trace id (32 hex digits) of the current span when OpenTelemetry traces are
-/// exported, for request-log records; `None` otherwise.
+/// The trace id (32 lower-case hex digits, not all zero) of a W3C `traceparent` of version
+/// `00`; `None` when the header is not one.
 #[must_use]
-pub fn current_trace_id() -> Option<String> {
-    None
+pub fn trace_id_of(traceparent: &str) -> Option<String> {
+    let mut parts = traceparent.trim().split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && s.bytes().any(|b| b != b'0')
+    };
+    (parts.next().is_none() && version == "00" && hex(trace, 32) && hex(parent, 16) && flags.len() == 2)
+        .then(|| trace.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trace_id_of;
+
+    #[test]
+    fn reads_the_trace_id_of_a_valid_traceparent_only() {
+        assert_eq!(
+            trace_id_of("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "",
+            "garbage",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+        ] {
+            assert_eq!(trace_id_of(bad), None, "{bad}");
+        }
+    }
 }
