@@ -122,6 +122,11 @@ fn write_lines<W: Write>(rx: Receiver<Item>, out: W, dropped: &AtomicU64) {
     let mut out = io::BufWriter::with_capacity(64 * 1024, out);
     let mut reported = 0u64;
     while let Ok(item) = rx.recv() {
+        // Let a few lines gather: a thread woken for every line is a thread switch per
+        // request under load; one nap per batch costs at most a few milliseconds of delay.
+        if matches!(item, Item::Line(_)) {
+            nap();
+        }
         let mut next = Some(item);
         // Drain what is queued, then flush once.
         while let Some(item) = next.take() {
@@ -141,6 +146,17 @@ fn write_lines<W: Write>(rx: Receiver<Item>, out: W, dropped: &AtomicU64) {
         let _ = out.flush();
     }
     let _ = out.flush();
+}
+
+/// How long the writer waits after the first line of a batch for more to arrive.
+const GATHER: Duration = Duration::from_millis(5);
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the log writer's own thread, never a runtime thread"
+)]
+fn nap() {
+    std::thread::sleep(GATHER);
 }
 
 /// Notes in the log how many lines were dropped since the last note.

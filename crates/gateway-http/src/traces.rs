@@ -218,10 +218,19 @@ async fn export_loop(
         };
         batch.push(first);
         let deadline = tokio::time::Instant::now() + every;
+        // Collect without parking in `recv` (which would wake this task for every span):
+        // drain what is queued, nap, drain again.
         while batch.len() < batch_size {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(span)) => batch.push(span),
-                Ok(None) | Err(_) => break,
+            match rx.try_recv() {
+                Ok(span) => batch.push(span),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(deadline.min(now + Duration::from_millis(10))).await;
+                }
             }
         }
         let body = json!({"resourceSpans": [{

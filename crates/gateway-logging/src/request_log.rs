@@ -82,6 +82,9 @@ impl BodyParts {
     }
 }
 
+/// How long the writer naps between looks at the queue while a batch fills.
+const COLLECT_NAP: Duration = Duration::from_millis(10);
+
 enum Job {
     Log(Box<LogRecord>, Option<Box<BodyParts>>),
     Flush(oneshot::Sender<()>),
@@ -258,15 +261,32 @@ impl Writer {
             let Some(job) = rx.recv().await else { break };
             let mut open = self.take(job, &mut batch, &mut waiters);
             let deadline = tokio::time::Instant::now() + self.options.flush_interval;
+            let mut closed = false;
+            // Then collect without waiting on the queue: a task parked in `recv` is woken by
+            // every record (a thread switch per MCP call under load); draining what is there
+            // and napping a few milliseconds in between costs one wake-up per nap instead.
             while open && batch.len() < self.options.batch_size {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(job)) => open = self.take(job, &mut batch, &mut waiters),
-                    Ok(None) | Err(_) => break,
+                match rx.try_recv() {
+                    Ok(job) => open = self.take(job, &mut batch, &mut waiters),
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        let now = tokio::time::Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(deadline.min(now + COLLECT_NAP)).await;
+                    }
                 }
             }
             self.write(std::mem::take(&mut batch)).await;
             for w in waiters.drain(..) {
                 let _ = w.send(());
+            }
+            if closed {
+                break;
             }
         }
         self.write(batch).await;
