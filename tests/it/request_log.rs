@@ -443,13 +443,47 @@ async fn a_sink_outage_fails_no_request() {
     );
 }
 
+/// Reads one HTTP/1.1 request (head, then a `content-length` body) from a raw socket; `None`
+/// when the peer closes first.
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let (head_end, length) = loop {
+        let n = sock.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (i + 4, length);
+        }
+    };
+    while buf.len() < head_end + length {
+        let n = sock.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    Some((head, buf[head_end..head_end + length].to_vec()))
+}
+
 /// A minimal Streamable HTTP MCP server on a raw socket that records each request's
 /// `traceparent` header and body: enough to see what the gateway forwards.
 async fn recording_upstream() -> (
     String,
     tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Value)>,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
@@ -461,39 +495,15 @@ async fn recording_upstream() -> (
             };
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                // One request per connection is enough: read the head, then the body.
-                let (head_end, length) = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        break (i + 4, length);
-                    }
+                // One request per connection is enough.
+                let Some((head, body)) = read_request(&mut sock).await else {
+                    return;
                 };
-                while buf.len() < head_end + length {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
                 let traceparent = head.lines().find_map(|l| {
                     let (k, v) = l.split_once(':')?;
                     k.eq_ignore_ascii_case("traceparent").then(|| v.trim().to_owned())
                 });
-                let body: Value =
-                    serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null);
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let _ = tx.send((traceparent, body.clone()));
                 let answer = match (body.get("id"), body["method"].as_str()) {
                     (Some(id), Some("initialize")) => json!({"jsonrpc": "2.0", "id": id, "result": {
@@ -635,7 +645,7 @@ async fn the_trace_context_reaches_the_upstream_in_meta_and_header() {
 /// A stand-in OpenTelemetry collector: accepts `POST /v1/traces` (OTLP/HTTP, JSON encoding)
 /// and hands each body to the test.
 async fn recording_collector() -> (String, tokio::sync::mpsc::UnboundedReceiver<(String, Value)>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -647,35 +657,11 @@ async fn recording_collector() -> (String, tokio::sync::mpsc::UnboundedReceiver<
             };
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let (head_end, length) = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        break (i + 4, length);
-                    }
+                let Some((head, body)) = read_request(&mut sock).await else {
+                    return;
                 };
-                while buf.len() < head_end + length {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
                 let request_line = head.lines().next().unwrap_or("").to_owned();
-                let body: Value =
-                    serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null);
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let _ = tx.send((request_line, body));
                 let _ = sock
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
