@@ -52,11 +52,11 @@ fn method_label(method: &str) -> &'static str {
 
 /// The `tool` label: the name of a tool that was actually called successfully (a name a
 /// client merely sent could be anything, so it never becomes a label), else `-`.
-fn tool_label(ex: &Exchange<'_>) -> String {
+fn tool_label(ex: &Exchange<'_>) -> metrics::SharedString {
     match (ex.method, ex.name, ex.outcome) {
-        ("tools/call", Some(name), Outcome::Ok) if name.len() <= MAX_TOOL_LABEL => name.to_owned(),
-        ("tools/call", Some(_), Outcome::Ok) => "other".to_owned(),
-        _ => "-".to_owned(),
+        ("tools/call", Some(name), Outcome::Ok) if name.len() <= MAX_TOOL_LABEL => name.to_owned().into(),
+        ("tools/call", Some(_), Outcome::Ok) => metrics::SharedString::const_str("other"),
+        _ => metrics::SharedString::const_str("-"),
     }
 }
 
@@ -141,7 +141,7 @@ impl McpLog {
         let method = method_label(ex.method);
         metrics::counter!(
             MCP_REQUESTS_TOTAL,
-            "server" => self.server_label.to_string(),
+            "server" => Arc::clone(&self.server_label),
             "method" => method,
             "tool" => tool_label(&ex),
             "outcome" => ex.outcome.as_str(),
@@ -149,7 +149,7 @@ impl McpLog {
         .increment(1);
         metrics::histogram!(
             MCP_REQUEST_DURATION_SECONDS,
-            "server" => self.server_label.to_string(),
+            "server" => Arc::clone(&self.server_label),
             "method" => method,
         )
         .record(ex.latency.as_secs_f64());
