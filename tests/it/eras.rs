@@ -19,7 +19,9 @@ use gateway_types::model::{Role, ServerProtocol};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::mcp::{EverythingHttp, Setup, assert_all_passed, everything_js, node, peers, server, setup};
+use crate::mcp::{
+    EverythingHttp, Setup, assert_all_passed, everything_js, node, peers, server, setup, stdio_everything,
+};
 
 const MODERN: &str = "2026-07-28";
 
@@ -55,25 +57,6 @@ async fn drive_modern(url: &str, token: &str, mode: &str, scenarios: &[&str]) ->
         String::from_utf8_lossy(&out.stderr)
     );
     report.unwrap()
-}
-
-async fn stdio_everything(s: &Setup, name: &str, mode: &str) {
-    s.app
-        .stores
-        .servers
-        .create(
-            s.org,
-            server(
-                name,
-                ServerProtocol::Stdio,
-                None,
-                Some(node()),
-                vec![everything_js(), "stdio".into()],
-                mode,
-            ),
-        )
-        .await
-        .unwrap();
 }
 
 const ALL: [&str; 7] = [

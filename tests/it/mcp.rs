@@ -125,7 +125,7 @@ pub(crate) fn server(
     }
 }
 
-async fn stdio_everything(s: &Setup, name: &str, mode: &str) {
+pub(crate) async fn stdio_everything(s: &Setup, name: &str, mode: &str) {
     s.app
         .stores
         .servers
